@@ -1,0 +1,182 @@
+"""cffi build script for pyrunc._native_core: thin wrappers over the Linux
+syscalls that Python 3.11's os module lacks.
+
+Only syscall plumbing lives here; every decision is made in Python.  Each
+wrapper returns the raw syscall result (-1 with errno set on failure); the
+Python side (pyrunc/sys.py) turns that into OSError.
+"""
+from cffi import FFI
+
+ffi = FFI()
+
+ffi.cdef(
+    """
+    int unshare(int flags);
+    int setns(int fd, int nstype);
+    int mount(const char *source, const char *target, const char *fstype,
+              unsigned long flags, const void *data);
+    int umount2(const char *target, int flags);
+    int sethostname(const char *name, size_t len);
+    int setdomainname(const char *name, size_t len);
+    int chroot(const char *path);
+
+    int pyrunc_prctl(int option, unsigned long a2, unsigned long a3,
+                     unsigned long a4, unsigned long a5);
+    int pyrunc_pivot_root(const char *new_root, const char *put_old);
+    int pyrunc_openat2(int dirfd, const char *path, int flags, int mode,
+                       unsigned long long resolve);
+    int pyrunc_capget(int pid, uint32_t out[6]);
+    int pyrunc_capset(const uint32_t data[6]);
+    int pyrunc_open_tree(int dirfd, const char *path, unsigned int flags);
+    int pyrunc_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
+                          const char *to_path, unsigned int flags);
+    int pyrunc_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                             uint64_t attr_set, uint64_t attr_clr,
+                             uint64_t propagation, uint64_t userns_fd);
+    long pyrunc_keyctl_join(const char *name);
+    int pyrunc_personality(unsigned long persona);
+    int pyrunc_ioprio_set(int which, int who, int ioprio);
+    int pyrunc_sched_setattr(int pid, uint32_t policy, uint64_t flags,
+                             int32_t nice, uint32_t priority,
+                             uint64_t runtime, uint64_t deadline,
+                             uint64_t period);
+    """
+)
+
+ffi.set_source(
+    "pyrunc._native_core",
+    r"""
+    #define _GNU_SOURCE
+    #include <sched.h>
+    #include <stdint.h>
+    #include <unistd.h>
+    #include <errno.h>
+    #include <sys/mount.h>
+    #include <sys/prctl.h>
+    #include <sys/personality.h>
+    #include <sys/syscall.h>
+    #include <linux/capability.h>
+
+    #ifndef SYS_openat2
+    #define SYS_openat2 437
+    #endif
+    #ifndef SYS_open_tree
+    #define SYS_open_tree 428
+    #endif
+    #ifndef SYS_move_mount
+    #define SYS_move_mount 429
+    #endif
+    #ifndef SYS_mount_setattr
+    #define SYS_mount_setattr 442
+    #endif
+
+    static int pyrunc_prctl(int option, unsigned long a2, unsigned long a3,
+                            unsigned long a4, unsigned long a5)
+    {
+        return prctl(option, a2, a3, a4, a5);
+    }
+
+    static int pyrunc_pivot_root(const char *new_root, const char *put_old)
+    {
+        return (int)syscall(SYS_pivot_root, new_root, put_old);
+    }
+
+    struct pyrunc_open_how { uint64_t flags, mode, resolve; };
+
+    static int pyrunc_openat2(int dirfd, const char *path, int flags, int mode,
+                              unsigned long long resolve)
+    {
+        struct pyrunc_open_how how = { (uint64_t)(unsigned)flags,
+                                       (uint64_t)mode, resolve };
+        return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    }
+
+    /* Capability sets as 6 words: effective[2], permitted[2], inheritable[2]. */
+    static int pyrunc_capget(int pid, uint32_t out[6])
+    {
+        struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, pid };
+        struct __user_cap_data_struct data[2];
+        int rc = (int)syscall(SYS_capget, &hdr, data);
+        for (int i = 0; i < 2; i++) {
+            out[i] = data[i].effective;
+            out[2 + i] = data[i].permitted;
+            out[4 + i] = data[i].inheritable;
+        }
+        return rc;
+    }
+
+    static int pyrunc_capset(const uint32_t in[6])
+    {
+        struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+        struct __user_cap_data_struct data[2];
+        for (int i = 0; i < 2; i++) {
+            data[i].effective = in[i];
+            data[i].permitted = in[2 + i];
+            data[i].inheritable = in[4 + i];
+        }
+        return (int)syscall(SYS_capset, &hdr, data);
+    }
+
+    static int pyrunc_open_tree(int dirfd, const char *path, unsigned int flags)
+    {
+        return (int)syscall(SYS_open_tree, dirfd, path, flags);
+    }
+
+    static int pyrunc_move_mount(int from_dirfd, const char *from_path,
+                                 int to_dirfd, const char *to_path,
+                                 unsigned int flags)
+    {
+        return (int)syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd,
+                            to_path, flags);
+    }
+
+    struct pyrunc_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+    static int pyrunc_mount_setattr(int dirfd, const char *path,
+                                    unsigned int flags, uint64_t attr_set,
+                                    uint64_t attr_clr, uint64_t propagation,
+                                    uint64_t userns_fd)
+    {
+        struct pyrunc_mount_attr attr = { attr_set, attr_clr, propagation, userns_fd };
+        return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr,
+                            sizeof attr);
+    }
+
+    /* KEYCTL_JOIN_SESSION_KEYRING = 1 */
+    static long pyrunc_keyctl_join(const char *name)
+    {
+        return syscall(SYS_keyctl, 1, name);
+    }
+
+    static int pyrunc_personality(unsigned long persona)
+    {
+        return personality(persona);
+    }
+
+    static int pyrunc_ioprio_set(int which, int who, int ioprio)
+    {
+        return (int)syscall(SYS_ioprio_set, which, who, ioprio);
+    }
+
+    struct pyrunc_sched_attr {
+        uint32_t size, sched_policy;
+        uint64_t sched_flags;
+        int32_t sched_nice;
+        uint32_t sched_priority;
+        uint64_t sched_runtime, sched_deadline, sched_period;
+    };
+
+    static int pyrunc_sched_setattr(int pid, uint32_t policy, uint64_t flags,
+                                    int32_t nice, uint32_t priority,
+                                    uint64_t runtime, uint64_t deadline,
+                                    uint64_t period)
+    {
+        struct pyrunc_sched_attr a = { sizeof a, policy, flags, nice, priority,
+                                       runtime, deadline, period };
+        return (int)syscall(SYS_sched_setattr, pid, &a, 0);
+    }
+    """,
+)
+
+if __name__ == "__main__":
+    ffi.compile(verbose=True)
