@@ -1,0 +1,144 @@
+"""Reading and writing cgroup files, with one-line errors naming the field.
+
+    write(dirpath, "memory.limit_in_bytes", 1 << 20, "linux.resources.memory.limit")
+    -> CgroupError("linux.resources.memory.limit: write /sys/fs/cgroup/memory/x/memory.limit_in_bytes: Device or resource busy")
+"""
+import errno
+import os
+import time
+
+from ..errors import PyruncError
+
+
+class CgroupError(PyruncError):
+    """A cgroup operation failed; the message names the field or file."""
+
+    def __init__(self, message, errno_=None):
+        super().__init__(message)
+        self.errno = errno_
+
+
+def write(dirpath, name, value, field=None):
+    path = dirpath + "/" + name
+    data = value if isinstance(value, bytes) else str(value).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise _error(field, "open", path, e) from None
+    try:
+        os.write(fd, data)
+    except OSError as e:
+        raise _error(field, "write", path, e, data) from None
+    finally:
+        os.close(fd)
+
+
+def _error(field, op, path, e, data=None):
+    what = "%s %s" % (op, path)
+    if data is not None and len(data) < 64:
+        what += " (%s)" % data.decode(errors="replace").strip()
+    msg = "%s: %s" % (what, e.strerror)
+    return CgroupError("%s: %s" % (field, msg) if field else msg, e.errno)
+
+
+def read(dirpath, name):
+    with open(dirpath + "/" + name) as f:
+        return f.read()
+
+
+def read_or_none(dirpath, name):
+    try:
+        return read(dirpath, name)
+    except OSError:
+        return None
+
+
+def read_int(dirpath, name, default=None):
+    """An integer file ("max" reads as None); default when absent."""
+    text = read_or_none(dirpath, name)
+    if text is None:
+        return default
+    text = text.strip()
+    if text == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def read_keyed(dirpath, name):
+    """A "key value" per line file (memory.stat, cpu.stat, memory.events)
+    as a dict of ints; {} when absent."""
+    text = read_or_none(dirpath, name)
+    out = {}
+    if text:
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                try:
+                    out[parts[0]] = int(parts[1])
+                except ValueError:
+                    pass
+    return out
+
+
+def exists(dirpath, name):
+    return os.path.exists(dirpath + "/" + name)
+
+
+def mkdirs(path, created):
+    """mkdir -p that appends every directory it made itself to `created`
+    (shallowest first), so that destroy removes only those."""
+    missing = []
+    p = path
+    while not os.path.isdir(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o755)
+        except FileExistsError:
+            continue
+        created.append(d)
+    return [d for d in reversed(missing)]
+
+
+def procs(dirpath, recursive=True):
+    """Pids in a cgroup directory (and, recursively, its children)."""
+    out = []
+    for root, dirs, _files in os.walk(dirpath) if recursive else [(dirpath, (), ())]:
+        text = read_or_none(root, "cgroup.procs")
+        if text:
+            out.extend(int(x) for x in text.split())
+    return out
+
+
+def rmdir_tree(path, attempts=20):
+    """Remove a cgroup directory and every child cgroup under it, retrying
+    briefly while its last tasks exit (rmdir says EBUSY until they have)."""
+    if not os.path.isdir(path):
+        return
+    children = []
+    for root, dirs, _files in os.walk(path):
+        children.extend(os.path.join(root, d) for d in dirs)
+    for d in sorted(children, key=len, reverse=True) + [path]:
+        _rmdir_retry(d, attempts)
+
+
+def _rmdir_retry(path, attempts):
+    delay = 0.01
+    for i in range(attempts):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or i == attempts - 1:
+                raise CgroupError("remove cgroup %s: %s" % (path, e.strerror), e.errno) from None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)

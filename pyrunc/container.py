@@ -1,0 +1,354 @@
+"""The container lifecycle: create, start, state, kill, delete (and the
+cgroup-backed verbs).  The library face of pyrunc; the CLI is a thin layer.
+
+    from pyrunc import Container
+    c = Container.create("web", "/path/to/bundle")
+    c.start()
+    c.state()["status"]      # 'running'
+    c.kill("KILL"); c.delete()
+"""
+import os
+
+from . import OCI_VERSION
+from .errors import ConfigError, ContainerNotFound, PyruncError, StateError
+from .procfs import is_alive, start_time
+from .state import StateDir, rfc3339_now
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
+
+def _log():
+    from .log import logger
+
+    return logger()
+
+
+class CreateOptions:
+    __slots__ = ("pid_file", "console_socket", "no_pivot", "no_new_keyring", "preserve_fds",
+                 "systemd_cgroup", "rootless")
+
+    def __init__(self, pid_file=None, console_socket=None, no_pivot=False, no_new_keyring=False,
+                 preserve_fds=0, systemd_cgroup=False, rootless=None):
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
+
+
+class Container:
+    __slots__ = ("id", "dir", "record")
+
+    def __init__(self, statedir, record):
+        self.id = statedir.id
+        self.dir = statedir
+        self.record = record or {}
+
+    # -- loading -------------------------------------------------------------
+    @classmethod
+    def load(cls, cid, root=None, lock=True):
+        sd = StateDir(root, cid)
+        if lock:
+            sd.open()
+        elif not sd.exists():
+            raise ContainerNotFound(cid)
+        return cls(sd, sd.read_json("state.json"))
+
+    # -- status ----------------------------------------------------------------
+    @property
+    def pid(self):
+        return self.record.get("pid") or 0
+
+    def status(self):
+        rec = self.record
+        if rec.get("status") == CREATING or not rec:
+            return CREATING if rec and is_alive(self.pid, rec.get("init_start")) else STOPPED
+        if not is_alive(self.pid, rec.get("init_start")):
+            return STOPPED
+        if os.path.exists(self.dir.fifo):
+            return CREATED
+        mgr = self.cgroup_manager()
+        if mgr is not None:
+            try:
+                if mgr.is_frozen():
+                    return PAUSED
+            except OSError:
+                pass
+        return RUNNING
+
+    def oci_state(self, status=None):
+        """The OCI state document, keys in runc's order."""
+        rec = self.record
+        status = status or self.status()
+        doc = {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "pid": self.pid if status != STOPPED else 0,
+            "status": status,
+            "bundle": rec.get("bundle", ""),
+            "rootfs": rec.get("rootfs", ""),
+            "created": rec.get("created", ""),
+            "owner": rec.get("owner", ""),
+        }
+        if rec.get("annotations"):
+            doc["annotations"] = rec["annotations"]
+        return doc
+
+    def state(self):
+        return self.oci_state()
+
+    def hook_state(self, status):
+        """State given to hooks on stdin (spec: the state of the container)."""
+        doc = self.oci_state(status)
+        doc["pid"] = self.pid
+        return doc
+
+    # -- helpers -----------------------------------------------------------------
+    def spec(self):
+        from .spec import Spec
+
+        cfg = self.dir.read_json("config.json")
+        return Spec(cfg) if cfg is not None else None
+
+    def cgroup_manager(self):
+        d = self.record.get("cgroup")
+        if not d:
+            return None
+        from .cgroups import load_manager
+
+        return load_manager(d)
+
+    def save(self):
+        self.dir.write_json("state.json", self.record)
+
+    # -- create ------------------------------------------------------------------
+    @classmethod
+    def create(cls, cid, bundle, root=None, options=None):
+        from .create import create_container
+
+        return create_container(cls, cid, bundle, root, options or CreateOptions())
+
+    # -- start ---------------------------------------------------------------------
+    def start(self):
+        status = self.status()
+        if status != CREATED:
+            if status == STOPPED:
+                raise StateError("cannot start a container that has stopped")
+            raise StateError("cannot start an already %s container" % status)
+        data = self._release_init()
+        try:
+            os.unlink(self.dir.fifo)
+        except FileNotFoundError:
+            pass
+        if data[:1] != b"0" or len(data) > 1:
+            msg = data[1:].decode(errors="replace") if data[:1] == b"0" else data.decode(errors="replace")
+            raise PyruncError(msg or "container init exited before running the process")
+        spec = self.spec()
+        hooks = spec.hooks.get("poststart") if spec else None
+        if hooks:
+            from .hooks import run_hooks
+
+            run_hooks("poststart", hooks, self.hook_state(RUNNING), warn=_log().warning)
+
+    def _release_init(self):
+        """Open the exec fifo (waking the init), read until it closes: one
+        '0' byte, then EOF at execve, or an error text if the init failed."""
+        import select
+
+        fd = os.open(self.dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+            data = b""
+            while True:
+                events = poller.poll(100)
+                if events:
+                    chunk = os.read(fd, 4096)
+                    if chunk:
+                        data += chunk
+                        continue
+                    if data:
+                        return data  # writer closed: exec'd or died
+                    # No writer has connected yet.
+                if not is_alive(self.pid, self.record.get("init_start")):
+                    try:
+                        data += os.read(fd, 4096)
+                    except BlockingIOError:
+                        pass
+                    return data
+                if not events:
+                    continue
+                # POLLHUP with no writer yet: avoid spinning.
+                import time
+
+                time.sleep(0.005)
+        finally:
+            os.close(fd)
+
+    # -- kill -------------------------------------------------------------------------
+    def kill(self, sig=15, all_processes=False):
+        status = self.status()
+        if status == STOPPED:
+            raise StateError("container not running")
+        if all_processes:
+            mgr = self.cgroup_manager()
+            if mgr is not None:
+                mgr.kill_all(sig)
+                return
+        signal_process(self.pid, self.record.get("init_start"), sig)
+
+    # -- delete -----------------------------------------------------------------------
+    def delete(self, force=False):
+        status = self.status()
+        if status in (RUNNING, PAUSED) and not force:
+            raise StateError("cannot delete container %s that is not stopped: %s" % (self.id, status))
+        mgr = self.cgroup_manager()
+        if status != STOPPED:
+            self._kill_everything(mgr, status)
+        spec = self.spec()
+        if mgr is not None:
+            try:
+                mgr.destroy()
+            except OSError as e:
+                _log().warning("removing cgroup: %s" % e)
+        hooks = spec.hooks.get("poststop") if spec else None
+        if hooks and self.record.get("status") != CREATING:
+            from .hooks import run_hooks
+
+            run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)
+        self.dir.remove()
+
+    def _kill_everything(self, mgr, status):
+        if mgr is not None:
+            try:
+                mgr.kill_all(9)
+            except OSError:
+                pass
+            if status == PAUSED:
+                try:
+                    mgr.thaw()
+                except OSError:
+                    pass
+        if self.pid:
+            signal_process(self.pid, self.record.get("init_start"), 9, quiet=True)
+        wait_gone(self.pid, self.record.get("init_start"))
+
+    # -- cgroup verbs --------------------------------------------------------------
+    def _require_cgroup(self):
+        mgr = self.cgroup_manager()
+        if mgr is None:
+            raise StateError("container has no cgroup")
+        return mgr
+
+    def pause(self):
+        status = self.status()
+        if status not in (RUNNING, CREATED):
+            raise StateError("container not running")
+        self._require_cgroup().freeze()
+
+    def resume(self):
+        if self.status() != PAUSED:
+            raise StateError("container not paused")
+        self._require_cgroup().thaw()
+
+    def pids(self):
+        if self.status() == STOPPED:
+            return []
+        mgr = self.cgroup_manager()
+        return mgr.pids() if mgr is not None else [self.pid]
+
+
+def signal_process(pid, expected_start, sig, quiet=False):
+    """Signal `pid` only if it is still the process we started (pidfd pins
+    it between the check and the signal)."""
+    import signal
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        if quiet:
+            return
+        raise StateError("container not running") from None
+    try:
+        if expected_start is not None and start_time(pid) != expected_start:
+            if quiet:
+                return
+            raise StateError("container not running")
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        if not quiet:
+            raise StateError("container not running") from None
+    finally:
+        os.close(pidfd)
+
+
+def wait_gone(pid, expected_start, timeout=10.0):
+    """Wait until a process that is not our child has exited."""
+    import select
+
+    if not pid:
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if expected_start is not None and start_time(pid) != expected_start:
+            return
+        p = select.poll()
+        p.register(pidfd, select.POLLIN)
+        p.poll(int(timeout * 1000))
+    finally:
+        os.close(pidfd)
+
+
+def check_bundle_spec(spec, plan):
+    """Refuse configs pyrunc cannot honour, before touching the system."""
+    if spec.process is None:
+        raise ConfigError("process: is required to create a container")
+    if not spec.process.args:
+        raise ConfigError("process.args: must not be empty")
+    if spec.root is None:
+        raise ConfigError("root: is required on Linux")
+    if spec.hostname and not plan.has("uts"):
+        raise ConfigError("hostname: cannot set hostname without a private UTS namespace")
+    if spec.domainname and not plan.has("uts"):
+        raise ConfigError("domainname: cannot set domainname without a private UTS namespace")
+    if not plan.has("mount"):
+        raise ConfigError("linux.namespaces: a mount namespace is required")
+    if spec.process.capabilities is not None:
+        from .security.capabilities import check
+
+        check(spec.process.capabilities)
+    if plan.new_user and not spec.linux.uid_mappings:
+        raise ConfigError("linux.uidMappings: user namespace needs uid mappings")
+    if spec.linux.uid_mappings and not plan.has("user"):
+        raise ConfigError("linux.uidMappings: mappings given without a user namespace")
+    if spec.linux.time_offsets and "time" not in plan.new_types:
+        raise ConfigError("linux.timeOffsets: requires a new time namespace")
+    for key in spec.linux.sysctl:
+        check_sysctl(key, plan)
+
+
+_IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                          "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"))
+
+
+def check_sysctl(key, plan):
+    """Only namespaced sysctls, each with its namespace (as runc checks)."""
+    field = "linux.sysctl[%r]" % key
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        if not plan.has("ipc"):
+            raise ConfigError("%s: requires a new IPC namespace" % field)
+        return
+    if key.startswith("net."):
+        if not plan.has("network"):
+            raise ConfigError("%s: requires a new network namespace" % field)
+        return
+    if key in ("kernel.hostname", "kernel.domainname"):
+        if not plan.has("uts"):
+            raise ConfigError("%s: requires a new UTS namespace" % field)
+        return
+    raise ConfigError("%s: sysctl is not namespaced and cannot be set in a container" % field)

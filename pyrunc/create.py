@@ -1,0 +1,207 @@
+"""`create`: the runtime side of making a container (see process.py for the
+children).  Nothing is touched before the config is validated, and any
+failure undoes everything made so far."""
+import os
+
+from . import linux
+from .errors import ConfigError, PyruncError
+from .state import StateDir, rfc3339_now, write_atomic
+
+
+def load_spec(bundle):
+    from .spec import Spec
+
+    try:
+        from .validate import load_config
+    except ImportError:  # TODO(lead): remove once the generated validator lands
+        def load_config(path):
+            import json
+
+            with open(path, "rb") as f:
+                return json.loads(f.read())
+
+    path = os.path.join(bundle, "config.json")
+    if not os.path.exists(path):
+        raise ConfigError("no such file (bundle %s)" % bundle)
+    raw = load_config(path)
+    return raw, Spec(raw)
+
+
+def create_container(cls, cid, bundle, root, opts):
+    from .container import CREATED, CREATING, check_bundle_spec
+    from .namespaces import NamespacePlan
+
+    bundle = os.path.abspath(bundle or ".")
+    sd = StateDir(root, cid)  # validates the id first
+    raw, spec = load_spec(bundle)
+    plan = NamespacePlan(spec.linux)
+    check_bundle_spec(spec, plan)
+    # Relative paths in the config (root.path, bind sources) are relative
+    # to the bundle, as for runc.
+    os.chdir(bundle)
+    rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
+    if not os.path.isdir(rootfs):
+        raise ConfigError("root.path: %s: no such directory" % spec.root.path)
+    if opts.systemd_cgroup:
+        from .errors import NotSupported
+
+        raise NotSupported("systemd cgroup driver requested but systemd is not running")
+    join_fds = plan.open_join_fds()
+
+    sd.make()
+    container = cls(sd, None)
+    made = _Undo()
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            write_atomic(sd.file("config.json"), f.read(), 0o600)
+        os.mkfifo(sd.fifo, 0o622)
+        container.record = {
+            "id": cid, "status": CREATING, "pid": 0, "init_start": None,
+            "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
+            "owner": "", "annotations": spec.annotations, "cgroup": None,
+        }
+        mgr = _make_cgroup(spec, cid, opts)
+        if mgr is not None:
+            made.cgroup = mgr
+            container.record["cgroup"] = mgr.to_dict()
+        container.save()
+        _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made)
+        container.record["status"] = CREATED
+        container.save()
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, container.pid)
+        made.sync.send("C")
+        made.sync.close()
+        made.sync = None
+        return container
+    except BaseException:
+        made.undo(container)
+        sd.remove()
+        raise
+    finally:
+        for _, fd in join_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def write_pid_file(path, pid):
+    """A bare number, no newline, written atomically (runc's format)."""
+    path = os.path.abspath(path)
+    write_atomic(path, str(pid).encode(), 0o644)
+
+
+def _make_cgroup(spec, cid, opts):
+    try:
+        from .cgroups import manager_for
+    except ImportError:
+        return None
+    mgr = manager_for(spec.linux.cgroups_path, cid, spec.linux.resources,
+                      rootless=bool(opts.rootless), systemd=opts.systemd_cgroup)
+    if mgr is not None:
+        mgr.create()
+    return mgr
+
+
+class _Undo:
+    """What a failed create must take back."""
+
+    __slots__ = ("cgroup", "pids", "sync")
+
+    def __init__(self):
+        self.cgroup = None
+        self.pids = []
+        self.sync = None
+
+    def undo(self, container):
+        from .container import wait_gone
+
+        if self.sync is not None:
+            self.sync.close()
+        for pid, start in self.pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+            wait_gone(pid, start)
+        if self.cgroup is not None:
+            try:
+                self.cgroup.destroy()
+            except OSError:
+                pass
+
+
+def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made):
+    from .process import InitContext, Sync, stage1_main
+
+    ctx = InitContext(spec=spec, rootfs=rootfs, plan=plan, join_fds=join_fds,
+                      fifo_path=container.dir.fifo, no_pivot=opts.no_pivot,
+                      no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds,
+                      cgroup_manager=mgr, container_id=container.id)
+    p2c_r, p2c_w = os.pipe()
+    c2p_r, c2p_w = os.pipe()
+    # The runtime must not be dumpable (ptrace-able, /proc/pid/exe readable)
+    # by anything in the container it is about to create (CVE-2019-5736).
+    linux.set_dumpable(False)
+    pid = os.fork()
+    if pid == 0:
+        os.close(p2c_w)
+        os.close(c2p_r)
+        stage1_main(ctx, Sync(p2c_r, c2p_w))
+        os._exit(1)
+    os.close(p2c_r)
+    os.close(c2p_w)
+    sync = made.sync = Sync(c2p_r, p2c_w)
+    try:
+        if plan.new_user:
+            sync.expect("U")
+            from .namespaces import write_id_maps
+
+            write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings,
+                          deny_setgroups=os.geteuid() != 0)
+        if mgr is not None:
+            mgr.add_pid(pid)
+        sync.send("G")
+        init_pid = int(sync.expect("P"))
+    finally:
+        _reap(pid)
+    container.record["pid"] = init_pid
+    container.record["init_start"] = start = _start_time_or_fail(init_pid)
+    made.pids.append((init_pid, start))
+    container.save()
+
+    sync.expect("H")
+    _run_runtime_hooks(container, spec)
+    sync.send("G")
+    import json
+
+    sync.send("S", json.dumps(container.hook_state("creating")))
+    sync.expect("R")
+
+
+def _start_time_or_fail(pid):
+    from .procfs import start_time
+
+    start = start_time(pid)
+    if start is None:
+        raise PyruncError("container init exited unexpectedly")
+    return start
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _run_runtime_hooks(container, spec):
+    kinds = [k for k in ("prestart", "createRuntime") if spec.hooks.get(k)]
+    if not kinds:
+        return
+    from .hooks import run_hooks
+
+    state_doc = container.hook_state("creating")
+    for kind in kinds:
+        run_hooks(kind, spec.hooks.get(kind), state_doc)

@@ -1,0 +1,47 @@
+"""`pyrunc features`: what this build implements (runtime-spec features
+document).  Every claim here has a test behind it."""
+from . import OCI_VERSION
+
+
+def features():
+    from .hooks import FATAL_KINDS  # noqa: F401  (hooks module is the authority on kinds)
+    from .rootfs import PROPAGATION_OPTIONS, _FLAG_OPTIONS
+    from .security.capabilities import known_caps
+    from .spec import HOOK_KINDS, NAMESPACE_FLAGS
+
+    doc = {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": list(HOOK_KINDS),
+        "mountOptions": sorted(set(_FLAG_OPTIONS) | set(PROPAGATION_OPTIONS)),
+        "linux": {
+            "namespaces": sorted(NAMESPACE_FLAGS),
+            "capabilities": list(known_caps()),
+            "cgroup": _cgroup_features(),
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {"org.opencontainers.runtime-spec.features": "pyrunc"},
+    }
+    sec = _seccomp_features()
+    if sec is not None:
+        doc["linux"]["seccomp"] = sec
+    return doc
+
+
+def _cgroup_features():
+    try:
+        from .cgroups import features as cg
+    except ImportError:
+        return {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False}
+    return cg()
+
+
+def _seccomp_features():
+    try:
+        from .security.seccomp import features as sec
+    except ImportError:
+        return None
+    return sec()

@@ -1,0 +1,350 @@
+"""What runs in the children during `create`.
+
+Process model (all plain os.fork(), so Python's fork bookkeeping holds):
+
+  pyrunc create (parent)
+   └─ stage 1: [unshare user ns; parent writes id maps] → join ns by path →
+      │         unshare the other namespaces → fork → report init pid → exit
+      └─ init (pid 1 of a new pid ns): rootfs → createRuntime hooks (by the
+                parent) → createContainer hooks → pivot_root → finalize →
+                wait on exec.fifo → startContainer hooks → drop privileges →
+                execve
+
+Parent and children talk over two pipes with one-line messages (Sync).
+"""
+import os
+
+from . import linux
+from .errors import ExecError, PyruncError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class SyncError(PyruncError):
+    pass
+
+
+class Sync:
+    """One end of the parent<->child channel: `tag [payload]\\n` lines."""
+
+    __slots__ = ("rfd", "wfd", "_buf")
+
+    def __init__(self, rfd, wfd):
+        self.rfd = rfd
+        self.wfd = wfd
+        self._buf = b""
+
+    def send(self, tag, payload=""):
+        line = (tag + (" " + payload.replace("\n", "\\n") if payload else "") + "\n").encode()
+        os.write(self.wfd, line)
+
+    def recv(self):
+        """-> (tag, payload); ('EOF', '') when the other side is gone."""
+        while b"\n" not in self._buf:
+            try:
+                chunk = os.read(self.rfd, 4096)
+            except InterruptedError:
+                continue
+            if not chunk:
+                return "EOF", ""
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        tag, _, payload = line.decode(errors="replace").partition(" ")
+        return tag, payload.replace("\\n", "\n")
+
+    def expect(self, tag):
+        got, payload = self.recv()
+        if got == tag:
+            return payload
+        if got == "E":
+            raise SyncError(payload)
+        if got == "EOF":
+            raise SyncError("container init exited unexpectedly")
+        raise SyncError("unexpected message %r from container init" % got)
+
+    def close(self):
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class InitContext:
+    """Everything the children need, computed by the parent before fork."""
+
+    __slots__ = ("spec", "rootfs", "plan", "join_fds", "fifo_path", "no_pivot",
+                 "no_new_keyring", "preserve_fds", "cgroup_manager", "console_fd",
+                 "container_id")
+
+    def __init__(self, **kw):
+        for k in self.__slots__:
+            setattr(self, k, kw.get(k))
+
+
+# -- stage 1 ------------------------------------------------------------
+
+def stage1_main(ctx, sync):
+    """Enter/create the namespaces, fork the init, report its pid, exit."""
+    try:
+        plan = ctx.plan
+        if plan.new_user:
+            linux.unshare(linux.CLONE_NEWUSER)
+            sync.send("U")
+        sync.expect("G")  # id maps written, cgroups joined
+        from .namespaces import join_all, write_time_offsets
+
+        join_all(ctx.join_fds)
+        if plan.has("user"):
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        flags = plan.new_flags & ~linux.CLONE_NEWUSER
+        if flags:
+            linux.unshare(flags)
+        if "time" in plan.new_types:
+            write_time_offsets(ctx.spec.linux.time_offsets)
+        pid = os.fork()
+        if pid == 0:
+            init_main(ctx, sync)  # never returns
+        sync.send("P", str(pid))
+        os._exit(0)
+    except BaseException as e:  # noqa: B902 - report anything to the parent
+        _report_and_exit(sync, e)
+
+
+def _report_and_exit(sync, exc):
+    try:
+        sync.send("E", describe(exc))
+    finally:
+        os._exit(1)
+
+
+def describe(exc):
+    if isinstance(exc, OSError) and exc.strerror:
+        where = " %s" % exc.filename if exc.filename else ""
+        return "%s%s: %s" % (type(exc).__name__ if not isinstance(exc, PyruncError) else "", where, exc.strerror)
+    return str(exc) or type(exc).__name__
+
+
+# -- the init --------------------------------------------------------------
+
+def init_main(ctx, sync):
+    spec = ctx.spec
+    fifo_fd = -1
+    try:
+        os.setsid()
+        from .rootfs import RootfsBuilder
+
+        builder = RootfsBuilder(spec, ctx.rootfs, in_userns=ctx.plan.has("user"),
+                                cgroup_manager=ctx.cgroup_manager,
+                                new_cgroupns="cgroup" in ctx.plan.new_types)
+        if ctx.plan.has("mount"):
+            builder.prepare()
+        # The state dir is unreachable after pivot_root: hold the fifo now.
+        fifo_fd = os.open(ctx.fifo_path, linux.O_PATH | os.O_CLOEXEC)
+        sync.send("H")  # ready for prestart/createRuntime hooks
+        sync.expect("G")
+        state_doc = sync_state_doc(sync)
+        hooks = spec.hooks.get("createContainer")
+        if hooks:
+            from .hooks import run_hooks
+
+            run_hooks("createContainer", hooks, state_doc)
+        preload_modules(spec)
+        if ctx.plan.has("mount"):
+            builder.pivot(ctx.no_pivot)
+            builder.finalize()
+        set_identity_names(spec, ctx.plan)
+        apply_sysctl(spec.linux.sysctl)
+        if not ctx.no_new_keyring:
+            join_new_keyring(ctx.container_id)
+        proc = spec.process
+        env = build_env(proc)
+        exe = find_executable(proc.args[0], env.get("PATH"), proc.cwd)
+        sync.send("R")
+        if sync.recv()[0] != "C":
+            os._exit(1)  # the runtime died before committing the state
+        sync.close()
+    except BaseException as e:  # noqa: B902
+        _report_and_exit(sync, e)
+
+    # Created: wait for `start`.  Opening for writing blocks until start
+    # opens the fifo for reading; the fd is close-on-exec, so start sees
+    # EOF exactly when execve succeeded (or the init died).
+    wfd = -1
+    try:
+        wfd = os.open("/proc/self/fd/%d" % fifo_fd, os.O_WRONLY | os.O_CLOEXEC)
+        os.close(fifo_fd)
+        os.write(wfd, b"0")
+        hooks = spec.hooks.get("startContainer")
+        if hooks:
+            from .hooks import run_hooks
+
+            run_hooks("startContainer", hooks, state_doc)
+        exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=wfd)
+    except BaseException as e:  # noqa: B902
+        if wfd >= 0:
+            try:
+                os.write(wfd, describe(e).encode())
+            except OSError:
+                pass
+        os._exit(getattr(e, "exit_code", 1) or 1)
+
+
+def preload_modules(spec):
+    """After pivot_root the host's Python library is out of reach: import
+    now everything the init still needs before execve."""
+    import resource  # noqa: F401  (rlimits)
+
+    from .security import capabilities  # noqa: F401
+    if spec.hooks.get("startContainer"):
+        import subprocess  # noqa: F401
+
+        from . import hooks  # noqa: F401
+
+
+def sync_state_doc(sync):
+    import json
+
+    tag, payload = sync.recv()
+    if tag != "S":
+        raise SyncError("expected state from runtime, got %r" % tag)
+    return json.loads(payload)
+
+
+def set_identity_names(spec, plan):
+    if spec.hostname is not None and plan.has("uts"):
+        linux.sethostname(spec.hostname)
+    if spec.domainname is not None and plan.has("uts"):
+        linux.setdomainname(spec.domainname)
+
+
+def apply_sysctl(sysctl):
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as e:
+            raise PyruncError("linux.sysctl[%r]: %s" % (key, e.strerror)) from None
+        try:
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise PyruncError("linux.sysctl[%r]: write %r: %s" % (key, value, e.strerror)) from None
+        finally:
+            os.close(fd)
+
+
+def join_new_keyring(cid):
+    try:
+        linux.join_session_keyring("_ses." + cid)
+    except OSError as e:
+        # ENOSYS: keyrings not built in; EACCES/EDQUOT as runc tolerates.
+        if e.errno not in (38, 13, 122):
+            raise
+
+
+def build_env(proc):
+    env = {}
+    for item in proc.env:
+        k, sep, v = item.partition("=")
+        if sep:
+            env[k] = v
+    if "HOME" not in env:
+        env["HOME"] = home_of(proc.user.uid)
+    return env
+
+
+def home_of(uid):
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                parts = line.decode(errors="replace").rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def find_executable(name, path_env, cwd):
+    """Resolve argv[0] like Go's exec.LookPath, runc's wording on failure."""
+    if "/" in name:
+        cand = name if name.startswith("/") else os.path.join(cwd or "/", name)
+        _check_exec(name, cand)
+        return cand
+    for d in (path_env if path_env is not None else DEFAULT_PATH).split(":"):
+        cand = os.path.join(d or ".", name)
+        try:
+            _check_exec(name, cand)
+            return cand
+        except ExecError as e:
+            if e.exit_code == 126 and os.path.isfile(cand):
+                raise
+    raise ExecError('exec: "%s": executable file not found in $PATH' % name, 127)
+
+
+def _check_exec(name, path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise ExecError('exec: "%s": stat %s: no such file or directory' % (name, path), 127) from None
+    if not (st.st_mode & 0o170000 == 0o100000) or not st.st_mode & 0o111:
+        raise ExecError('exec: "%s": permission denied' % name, 126)
+
+
+def exec_process(proc, exe, env, preserve_fds, keep_fd=-1):
+    """Drop privileges and execve, in runc's order: rlimits, close fds,
+    bounding set, user, capabilities, cwd, no_new_privs, seccomp, exec."""
+    import resource
+
+    for rl in proc.rlimits:
+        num = getattr(resource, rl.type, None)
+        if num is None:
+            raise PyruncError("process.rlimits: unknown rlimit %s" % rl.type)
+        resource.setrlimit(num, (_rlim(rl.soft), _rlim(rl.hard)))
+    if proc.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc.oom_score_adj))
+    close_fds(3 + (preserve_fds or 0), keep_fd)
+    caps = proc.capabilities
+    seccomp = None
+    if caps is not None:
+        from .security import capabilities
+
+        capabilities.drop_bounding(caps)
+    user = proc.user
+    if caps is not None:
+        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+    os.setgroups(user.additional_gids)
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    if caps is not None:
+        linux.prctl(linux.PR_SET_KEEPCAPS, 0)
+        capabilities.apply_sets(caps)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as e:
+        raise PyruncError("process.cwd: chdir %s: %s" % (proc.cwd, e.strerror)) from None
+    os.umask(user.umask if user.umask is not None else 0o022)
+    if proc.no_new_privileges:
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    if seccomp is not None:
+        seccomp.load()
+    try:
+        os.execve(exe, proc.args, env)
+    except OSError as e:
+        code = 126 if e.errno in (13, 8) else 127
+        raise ExecError('exec: "%s": %s' % (proc.args[0], e.strerror.lower()), code) from None
+
+
+def _rlim(v):
+    return -1 if v >= (1 << 64) - 1 else v
+
+
+def close_fds(first, keep_fd=-1):
+    """Close every fd >= first except keep_fd (close-on-exec for that one)."""
+    if keep_fd >= first:
+        os.closerange(first, keep_fd)
+        os.closerange(keep_fd + 1, 1 << 20)
+    else:
+        os.closerange(first, 1 << 20)

@@ -1,0 +1,419 @@
+"""The container's root filesystem: mounts, devices, pivot_root, masked and
+read-only paths.  Runs in the init, inside the new mount namespace.
+
+Every destination is resolved inside the rootfs by the kernel (openat2 with
+RESOLVE_IN_ROOT), and mounts are made onto /proc/self/fd/N of the resolved
+O_PATH handle, so a symlink swapped in by the container's image (or racing
+with us) can never send a mount outside the rootfs.
+"""
+import os
+import stat
+
+from . import linux
+from .errors import PyruncError
+
+L = linux
+
+# option -> (set flags, clear flags)
+_FLAG_OPTIONS = {
+    "defaults": (0, 0),
+    "ro": (L.MS_RDONLY, 0), "rw": (0, L.MS_RDONLY),
+    "nosuid": (L.MS_NOSUID, 0), "suid": (0, L.MS_NOSUID),
+    "nodev": (L.MS_NODEV, 0), "dev": (0, L.MS_NODEV),
+    "noexec": (L.MS_NOEXEC, 0), "exec": (0, L.MS_NOEXEC),
+    "sync": (L.MS_SYNCHRONOUS, 0), "async": (0, L.MS_SYNCHRONOUS),
+    "dirsync": (L.MS_DIRSYNC, 0),
+    "remount": (L.MS_REMOUNT, 0),
+    "mand": (L.MS_MANDLOCK, 0), "nomand": (0, L.MS_MANDLOCK),
+    "noatime": (L.MS_NOATIME, 0), "atime": (0, L.MS_NOATIME),
+    "nodiratime": (L.MS_NODIRATIME, 0), "diratime": (0, L.MS_NODIRATIME),
+    "relatime": (L.MS_RELATIME, 0), "norelatime": (0, L.MS_RELATIME),
+    "strictatime": (L.MS_STRICTATIME, 0), "nostrictatime": (0, L.MS_STRICTATIME),
+    "lazytime": (L.MS_LAZYTIME, 0), "nolazytime": (0, L.MS_LAZYTIME),
+    "nosymfollow": (L.MS_NOSYMFOLLOW, 0), "symfollow": (0, L.MS_NOSYMFOLLOW),
+    "bind": (L.MS_BIND, 0), "rbind": (L.MS_BIND | L.MS_REC, 0),
+}
+PROPAGATION_OPTIONS = {
+    "private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE | L.MS_REC,
+    "shared": L.MS_SHARED, "rshared": L.MS_SHARED | L.MS_REC,
+    "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE | L.MS_REC,
+    "unbindable": L.MS_UNBINDABLE, "runbindable": L.MS_UNBINDABLE | L.MS_REC,
+}
+# Options that only steer pyrunc (or other runtimes) and never reach mount(2).
+_IGNORED_OPTIONS = frozenset(("tmpcopyup", "idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid",
+                              "rnodev", "rdev", "rnoexec", "rexec", "rnoatime", "ratime",
+                              "rrelatime", "rnorelatime", "rstrictatime", "rnostrictatime",
+                              "rnodiratime", "rdiratime", "rnosymfollow", "rsymfollow"))
+# statvfs f_flag bits the kernel locks on bind mounts made in a user namespace
+_ST_LOCKED = ((1, L.MS_RDONLY), (2, L.MS_NOSUID), (4, L.MS_NODEV), (8, L.MS_NOEXEC),
+              (1024, L.MS_NOATIME), (2048, L.MS_NODIRATIME), (4096, L.MS_RELATIME))
+
+DEFAULT_DEVICES = (
+    # path, major, minor
+    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
+)
+DEV_SYMLINKS = (
+    ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+)
+
+
+class MountError(PyruncError):
+    pass
+
+
+def parse_options(options):
+    """-> (flags, propagation flags list, data string)."""
+    flags = 0
+    propagation = []
+    data = []
+    for opt in options:
+        fl = _FLAG_OPTIONS.get(opt)
+        if fl is not None:
+            flags = (flags | fl[0]) & ~fl[1]
+        elif opt in PROPAGATION_OPTIONS:
+            propagation.append(PROPAGATION_OPTIONS[opt])
+        elif opt not in _IGNORED_OPTIONS:
+            data.append(opt)
+    return flags, propagation, ",".join(data)
+
+
+# -- resolving paths inside the rootfs -----------------------------------
+
+def fd_path(fd):
+    return "/proc/self/fd/%d" % fd
+
+
+def open_in_root(rootfd, path, flags=L.O_PATH, extra_resolve=0):
+    rel = path.lstrip("/") or "."
+    return L.openat2(rootfd, rel, flags, L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS | extra_resolve)
+
+
+def make_path_in_root(rootfd, path, is_dir=True, mode=0o755):
+    """Create `path` (and its parents) inside the rootfs; return an O_PATH fd.
+
+    Each missing component is created with mkdirat under a parent resolved
+    by the kernel inside the root, so symlinks can't lead us outside it.
+    """
+    try:
+        return open_in_root(rootfd, path)
+    except FileNotFoundError:
+        pass
+    parts = [p for p in path.split("/") if p and p != "."]
+    parent = os.dup(rootfd)
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            sub = "/".join(parts[: i + 1])
+            try:
+                nxt = open_in_root(rootfd, sub)
+            except FileNotFoundError:
+                if name == "..":
+                    raise
+                if last and not is_dir:
+                    fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644, dir_fd=parent)
+                    os.close(fd)
+                else:
+                    try:
+                        os.mkdir(name, mode, dir_fd=parent)
+                    except FileExistsError:
+                        pass
+                nxt = open_in_root(rootfd, sub)
+            os.close(parent)
+            parent = nxt
+        return parent
+    except BaseException:
+        os.close(parent)
+        raise
+
+
+# -- mounts ----------------------------------------------------------------
+
+class RootfsBuilder:
+    """Prepares the rootfs at `rootfs` for `spec` in the current (new) mount
+    namespace.  Call prepare(), then pivot(), then finalize()."""
+
+    def __init__(self, spec, rootfs, in_userns=False, cgroup_manager=None, new_cgroupns=False):
+        self.spec = spec
+        self.rootfs = rootfs
+        self.in_userns = in_userns
+        self.cgroup_manager = cgroup_manager
+        self.new_cgroupns = new_cgroupns
+        self.rootfd = -1
+
+    # 1. before pivot_root --------------------------------------------------
+    def prepare(self):
+        prop = self.spec.linux.rootfs_propagation
+        root_flag = PROPAGATION_OPTIONS[prop] if prop else L.MS_SLAVE | L.MS_REC
+        L.mount(None, "/", None, root_flag)
+        self._make_parent_private()
+        L.mount(self.rootfs, self.rootfs, "bind", L.MS_BIND | L.MS_REC)
+        self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        for i, m in enumerate(self.spec.mounts):
+            try:
+                self.mount_one(m)
+            except OSError as e:
+                raise MountError("mounts[%d]: mount %s to %s: %s" % (
+                    i, m.source or m.type, m.destination, e.strerror or e)) from None
+        if self._needs_dev_setup():
+            self.create_devices()
+            self.create_dev_symlinks()
+
+    def _make_parent_private(self):
+        # pivot_root(2) refuses a root whose parent mount is shared.
+        path = os.path.dirname(os.path.realpath(self.rootfs))
+        while True:
+            try:
+                L.mount(None, path, None, L.MS_PRIVATE)
+                return
+            except OSError:
+                if path == "/":
+                    return
+                path = os.path.dirname(path)
+
+    def _needs_dev_setup(self):
+        for m in self.spec.mounts:
+            if m.destination.rstrip("/") == "/dev" and ("bind" in m.options or "rbind" in m.options or m.type == "bind"):
+                return False
+        return True
+
+    def mount_one(self, m):
+        flags, propagation, data = parse_options(m.options)
+        is_bind = bool(flags & L.MS_BIND) or m.type == "bind"
+        if m.type == "cgroup" or m.type == "cgroup2":
+            return self._mount_cgroup(m, flags)
+        if is_bind:
+            src = m.source
+            src_is_dir = os.path.isdir(src)
+            if not os.path.exists(src):
+                raise FileNotFoundError(2, "No such file or directory", src)
+            target = make_path_in_root(self.rootfd, m.destination, is_dir=src_is_dir)
+            try:
+                self._bind(src, target, flags, data)
+            finally:
+                os.close(target)
+        else:
+            extra = L.RESOLVE_NO_SYMLINKS if m.type in ("proc", "sysfs") else 0
+            target = self._dir_target(m.destination, extra)
+            try:
+                L.mount(m.source or m.type, fd_path(target), m.type, flags & ~L.MS_REMOUNT, data or None)
+            finally:
+                os.close(target)
+        if propagation:
+            target = open_in_root(self.rootfd, m.destination)
+            try:
+                for p in propagation:
+                    L.mount(None, fd_path(target), None, p)
+            finally:
+                os.close(target)
+
+    def _dir_target(self, dest, extra_resolve=0):
+        """An O_PATH fd of a directory for a filesystem mount; proc and sysfs
+        must land on a real directory, never a symlink (CVE-2019-16884 class)."""
+        fd = make_path_in_root(self.rootfd, dest)
+        os.close(fd)
+        try:
+            fd = open_in_root(self.rootfd, dest, L.O_PATH | os.O_DIRECTORY, extra_resolve)
+        except OSError as e:
+            if e.errno in (40, 20):  # ELOOP, ENOTDIR
+                raise MountError("mount destination %s is not a real directory inside the rootfs" % dest) from None
+            raise
+        return fd
+
+    def _bind(self, src, target_fd, flags, data):
+        L.mount(src, fd_path(target_fd), None, L.MS_BIND | (flags & L.MS_REC))
+        extra = flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
+        if extra:
+            self._remount_bind(src, target_fd, extra)
+
+    def _remount_bind(self, src, target_fd, flags):
+        # The fd still names the dentry under the new mount; reopen it so the
+        # remount applies to the bind mount itself.
+        fd = os.open(fd_path(target_fd), L.O_PATH | os.O_CLOEXEC)
+        try:
+            path = fd_path(fd)
+            try:
+                L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags)
+            except PermissionError:
+                # Flags locked by the source mount (user namespaces) must be kept.
+                L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags | _locked_flags(src))
+        finally:
+            os.close(fd)
+
+    def _mount_cgroup(self, m, flags):
+        target = self._dir_target(m.destination)
+        try:
+            mgr = self.cgroup_manager
+            try:
+                from .cgroups.mount import mount_cgroup
+            except ImportError:
+                mount_cgroup = None
+            if mount_cgroup is not None and mgr is not None:
+                mount_cgroup(fd_path(target), mgr.to_dict(), self.new_cgroupns, bool(flags & L.MS_RDONLY))
+            else:
+                # Without a cgroup manager: the cgroup2 hierarchy if the host has one.
+                L.mount("cgroup", fd_path(target), "cgroup2", flags & ~L.MS_REMOUNT)
+        finally:
+            os.close(target)
+
+    # -- /dev -------------------------------------------------------------
+    def create_devices(self):
+        seen = set()
+        for path, major, minor in DEFAULT_DEVICES:
+            seen.add(path)
+        for dev in self.spec.linux.devices:
+            self.make_device(dev.path, dev.type, dev.major, dev.minor,
+                             dev.file_mode if dev.file_mode is not None else 0o666,
+                             dev.uid or 0, dev.gid or 0)
+            seen.discard(dev.path)
+        configured = {d.path for d in self.spec.linux.devices}
+        for path, major, minor in DEFAULT_DEVICES:
+            if path not in configured:
+                self.make_device(path, "c", major, minor, 0o666, 0, 0)
+
+    def make_device(self, path, dtype, major, minor, mode, uid, gid):
+        parent_path, name = os.path.split(path.rstrip("/"))
+        parent = make_path_in_root(self.rootfd, parent_path)
+        try:
+            try:
+                os.unlink(name, dir_fd=parent)
+            except FileNotFoundError:
+                pass
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dtype]
+            if self.in_userns and dtype != "p":
+                # No mknod in a user namespace: bind the host's node instead.
+                fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644, dir_fd=parent)
+                os.close(fd)
+                target = open_in_root(self.rootfd, path)
+                try:
+                    L.mount(path, fd_path(target), None, L.MS_BIND)
+                finally:
+                    os.close(target)
+                return
+            os.mknod(name, (mode & 0o7777) | kind, os.makedev(major, minor), dir_fd=parent)
+            os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
+            os.chmod(name, mode & 0o7777, dir_fd=parent)
+        finally:
+            os.close(parent)
+
+    def create_dev_symlinks(self):
+        dev = make_path_in_root(self.rootfd, "/dev")
+        try:
+            links = list(DEV_SYMLINKS)
+            if os.path.exists("/proc/kcore"):
+                links.append(("/proc/kcore", "/dev/core"))
+            for target, path in links:
+                name = path[5:]
+                try:
+                    os.symlink(target, name, dir_fd=dev)
+                except FileExistsError:
+                    pass
+            # /dev/ptmx follows the container's own devpts instance.
+            if any(m.destination.rstrip("/") == "/dev/pts" for m in self.spec.mounts):
+                try:
+                    os.unlink("ptmx", dir_fd=dev)
+                except FileNotFoundError:
+                    pass
+                os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
+        finally:
+            os.close(dev)
+
+    # 2. switching root ----------------------------------------------------
+    def pivot(self, no_pivot=False):
+        if no_pivot:
+            os.chdir(self.rootfs)
+            L.mount(self.rootfs, "/", None, L.MS_MOVE)
+            L.chroot(".")
+            os.chdir("/")
+        else:
+            old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            new = os.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fchdir(new)
+                L.pivot_root(".", ".")
+                # The old root now sits on top of "."; detach it (without
+                # letting the unmount propagate back to the host).
+                os.fchdir(old)
+                L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+                L.umount2(".", L.MNT_DETACH)
+            finally:
+                os.close(old)
+                os.close(new)
+            os.chdir("/")
+        if self.rootfd >= 0:
+            os.close(self.rootfd)
+            self.rootfd = -1
+
+    # 3. after pivot_root ----------------------------------------------------
+    def finalize(self):
+        lx = self.spec.linux
+        for path in lx.readonly_paths:
+            readonly_path(path)
+        for path in lx.masked_paths:
+            mask_path(path)
+        if self.spec.root.readonly:
+            remount_readonly("/")
+        if lx.rootfs_propagation:
+            L.mount(None, "/", None, PROPAGATION_OPTIONS[lx.rootfs_propagation])
+
+
+def _locked_flags(path):
+    try:
+        f = os.statvfs(path).f_flag
+    except OSError:
+        return 0
+    flags = 0
+    for st_bit, ms_bit in _ST_LOCKED:
+        if f & st_bit:
+            flags |= ms_bit
+    return flags
+
+
+def remount_readonly(path):
+    try:
+        L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY)
+    except PermissionError:
+        L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY | _locked_flags(path))
+
+
+def readonly_path(path):
+    """Bind `path` onto itself and make the bind read-only."""
+    try:
+        L.mount(path, path, None, L.MS_BIND | L.MS_REC)
+    except FileNotFoundError:
+        return
+    flags = L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY | L.MS_REC
+    try:
+        L.mount(None, path, None, flags)
+    except PermissionError:
+        L.mount(None, path, None, flags | _locked_flags(path))
+
+
+def _verified_dev_null():
+    """An fd of a real /dev/null (char 1:3), never a file the container put
+    there (CVE-2025-31133)."""
+    fd = os.open("/dev/null", L.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise MountError("/dev/null in the container is not the null device (1:3); refusing to mask with it")
+    return fd
+
+
+def mask_path(path):
+    try:
+        fd = os.open(path, L.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            L.mount("tmpfs", fd_path(fd), "tmpfs", L.MS_RDONLY, None)
+        else:
+            null = _verified_dev_null()
+            try:
+                L.mount(fd_path(null), fd_path(fd), None, L.MS_BIND)
+            finally:
+                os.close(null)
+    finally:
+        os.close(fd)
