@@ -5,5 +5,6 @@ from setuptools import setup
 setup(
     cffi_modules=[
         "_native/build_core.py:ffi",
+        "_native/build_bpf.py:ffi",
     ],
 )

@@ -1,0 +1,94 @@
+"""cgroups for pyrunc: placement, resources, freezer, stats; v1 and v2.
+
+Interface used by the container lifecycle::
+
+    from pyrunc.cgroups import manager_for, load_manager, default_device_rules
+    from pyrunc.cgroups.resources import Resources
+
+    res = Resources.from_dict(linux.get("resources"))   # None-safe; ConfigError on bad types
+    # runc semantics for devices: the config's rules, then runc's defaults
+    # (dropping a default whose path linux.devices also lists):
+    #   rules = (resources.devices or []) + default_device_rules(linux.get("devices"))
+    mgr = manager_for(linux.get("cgroupsPath"), container_id, res,
+                      rootless=False, systemd=False)
+    mgr.create()          # mkdir (records what it made itself), apply resources;
+                          # an existing cgroup is joined, not recreated; a
+                          # failure removes what it made
+    mgr.add_pid(pid)      # every v1 hierarchy / the one v2 dir
+    mgr.set(res)          # `update`: laid over the resources applied before
+    mgr.freeze(); mgr.thaw(); mgr.is_frozen() -> bool
+    mgr.pids() -> [int]   # every process in the cgroup (and its children)
+    mgr.kill_all(sig)     # freeze, signal all, thaw (v2 SIGKILL: cgroup.kill)
+    mgr.stats() -> dict   # runc `events --stats` "data"
+    mgr.oom_events() -> int
+    mgr.destroy()         # rmdir only what create() made (retries while tasks exit)
+    mgr.exists() -> bool
+    mgr.to_dict() -> dict ; load_manager(d) -> manager    # for state.json
+    mgr.mount_paths()     # v1: [{"name","options","source","links"}]; v2: {"source"}
+
+    from pyrunc.cgroups.mount import mount_cgroup
+    mount_cgroup(target_path, mgr.to_dict(), cgroupns, readonly)  # in the
+        # container's mount namespace, before pivot_root
+
+Placement (runc's cgroupfs driver): an absolute cgroupsPath is taken from
+each hierarchy's root; a relative one, or the container id when it is
+absent, from the runtime's own cgroup (/proc/self/cgroup).
+
+Errors are pyrunc.cgroups.fs.CgroupError (a PyruncError), one line naming
+the field: ``linux.resources.memory.limit: write /sys/fs/cgroup/memory/x/
+memory.limit_in_bytes (1024): Device or resource busy``.
+
+Nothing heavy is imported here: each verb is a fresh process.
+"""
+
+__all__ = ["manager_for", "load_manager", "default_device_rules", "host_version", "systemd_running"]
+
+
+def systemd_running():
+    """sd_booted(): systemd is PID 1's init when /run/systemd/system exists."""
+    import os
+    return os.path.isdir("/run/systemd/system")
+
+
+def host_version():
+    """2 on a pure cgroup v2 host (cgroup2 at /sys/fs/cgroup), else 1."""
+    from .paths import host_is_v2
+    return 2 if host_is_v2() else 1
+
+
+def manager_for(cgroups_path, container_id, resources=None, rootless=False, systemd=False):
+    """The manager for a container's cgroup on this host (nothing made yet)."""
+    from ..errors import NotSupported
+    from . import paths
+
+    if systemd:
+        if not systemd_running():
+            raise NotSupported("systemd cgroup driver requested but systemd is not running")
+        raise NotSupported("systemd cgroup driver is not supported by pyrunc: use the cgroupfs driver")
+    try:
+        inner = paths.inner_path(cgroups_path, container_id)
+    except ValueError as e:
+        from ..errors import ConfigError
+        raise ConfigError(str(e)) from None
+    mountinfo = paths.read_text("/proc/self/mountinfo")
+    own = paths.read_text("/proc/self/cgroup")
+    if host_version() == 2:
+        from .v2 import V2Manager
+        mount = paths.unified_mount(mountinfo) or (paths.V2_ROOT, "/")
+        return V2Manager(paths.v2_path(inner, mountinfo, own), resources, rootless, root=mount[0])
+    from .v1 import V1Manager
+    return V1Manager(paths.v1_paths(inner, mountinfo, own), resources, rootless)
+
+
+def load_manager(d):
+    """The manager a to_dict() describes (from state.json)."""
+    if d.get("version") == 2:
+        from .v2 import V2Manager
+        return V2Manager.from_dict(d)
+    from .v1 import V1Manager
+    return V1Manager.from_dict(d)
+
+
+def default_device_rules(linux_devices=None):
+    from .devices import default_device_rules as rules
+    return rules(linux_devices)

@@ -337,7 +337,7 @@ class Resources:
     def to_dict(self):
         out = {}
         if self.devices is not None:
-            out["devices"] = [r.to_dict() for r in self.devices]
+            out["devices"] = [r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in self.devices]
         for name, attr in (("memory", "memory"), ("cpu", "cpu"), ("pids", "pids"),
                            ("blockIO", "block_io"), ("network", "network")):
             value = getattr(self, attr)

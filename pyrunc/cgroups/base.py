@@ -1,0 +1,131 @@
+"""What both managers share: persisted form, creation bookkeeping, process
+listing, kill-all and removal."""
+import errno
+import os
+import time
+
+from . import fs
+from .fs import CgroupError
+from .resources import Resources
+
+
+class Manager:
+    """Common part of V1Manager / V2Manager; see pyrunc.cgroups for the API."""
+
+    __slots__ = ("created", "resources", "rootless")
+    version = None
+
+    def __init__(self, resources=None, rootless=False, created=None):
+        self.resources = resources
+        self.rootless = rootless
+        self.created = list(created or [])
+
+    # -- subclasses provide -------------------------------------------------
+    def dirs(self):
+        """Every distinct host directory of the container's cgroup."""
+        raise NotImplementedError
+
+    def procs_dir(self):
+        """The directory whose cgroup.procs lists the container's processes."""
+        raise NotImplementedError
+
+    # -- lifecycle ----------------------------------------------------------
+    def create(self):
+        """Make the cgroup (joining any part that exists) and apply resources."""
+        try:
+            for d in self.dirs():
+                self._make(d)
+            if self.resources is not None:
+                self._apply(self.resources)
+        except BaseException:
+            self._remove_created()
+            raise
+
+    def _make(self, d):
+        try:
+            fs.mkdirs(d, self.created)
+        except OSError as e:
+            raise CgroupError("create cgroup %s: %s" % (d, e.strerror), e.errno) from None
+
+    def set(self, resources):
+        """Apply resources; laid over those applied before (runc's update)."""
+        if resources is None:
+            return
+        merged = resources if self.resources is None else self.resources.merge(resources)
+        self._apply(merged)
+        self.resources = merged
+
+    def _apply(self, resources):
+        raise NotImplementedError
+
+    def add_pid(self, pid):
+        for d in self.dirs():
+            try:
+                fs.write(d, "cgroup.procs", pid)
+            except CgroupError as e:
+                if self.rootless and e.errno in (errno.EPERM, errno.EACCES, errno.EROFS, errno.ENOENT):
+                    continue
+                raise CgroupError("join cgroup %s: %s" % (d, str(e).rsplit(": ", 1)[-1]), e.errno) from None
+
+    def pids(self):
+        d = self.procs_dir()
+        if d is None or not os.path.isdir(d):
+            return []
+        return sorted(set(fs.procs(d)))
+
+    def exists(self):
+        d = self.procs_dir()
+        return d is not None and os.path.isdir(d)
+
+    def kill_all(self, sig):
+        """Signal every process in the cgroup, frozen first so that none can
+        fork a child we would miss."""
+        frozen = False
+        try:
+            if self.can_freeze() and not self.is_frozen():
+                self.freeze()
+                frozen = True
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if frozen:
+                self.thaw()
+
+    def destroy(self):
+        """Remove what create() made, deepest first, waiting briefly for
+        exiting tasks; cgroups we only joined are left alone."""
+        self._remove_created()
+
+    def _remove_created(self):
+        first_error = None
+        for d in reversed(self.created):
+            try:
+                fs.rmdir_tree(d)
+            except CgroupError as e:
+                first_error = first_error or e
+        if first_error is not None:
+            raise first_error
+        self.created = []
+
+    def wait_empty(self, timeout=2.0):
+        deadline = time.monotonic() + timeout
+        while self.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    # -- persistence --------------------------------------------------------
+    def to_dict(self):
+        return {
+            "version": self.version,
+            "created": list(self.created),
+            "resources": self.resources.to_dict() if self.resources is not None else None,
+            "rootless": self.rootless,
+        }
+
+    @staticmethod
+    def _common_from_dict(d):
+        res = d.get("resources")
+        return dict(resources=Resources.from_dict(res) if res is not None else None,
+                    rootless=bool(d.get("rootless")), created=d.get("created") or [])
