@@ -22,7 +22,7 @@ def write(dirpath, name, value, field=None):
     path = dirpath + "/" + name
     data = value if isinstance(value, bytes) else str(value).encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except OSError as e:
         raise _error(field, "open", path, e) from None
     try:
