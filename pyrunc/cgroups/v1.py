@@ -293,7 +293,13 @@ def _write_use_hierarchy(d, enabled):
     want = 1 if enabled else 0
     if fs.read_int(d, "memory.use_hierarchy") == want:
         return
-    fs.write(d, "memory.use_hierarchy", want, P + "memory.useHierarchy")
+    try:
+        fs.write(d, "memory.use_hierarchy", want, P + "memory.useHierarchy")
+    except CgroupError as e:
+        # kernels >= 5.x are always hierarchical and refuse 0 (EINVAL);
+        # runc ignores the field altogether
+        if want or e.errno != errno.EINVAL:
+            raise
 
 
 def _write_pair(d, period_file, period, value_file, value, period_field, value_field):
