@@ -224,7 +224,7 @@ def test_private_hierarchies_net_cls_net_prio_hugetlb(tmp_path):
     them in a private mount namespace of a child process, run the manager
     there, and unmount (the kernel drops a hierarchy with no children)."""
     script = textwrap.dedent("""
-        import json, os, sys
+        import json, os, sys, time
         from pyrunc import linux
         from pyrunc.cgroups import manager_for
         from pyrunc.cgroups.resources import Resources
@@ -258,6 +258,25 @@ def test_private_hierarchies_net_cls_net_prio_hugetlb(tmp_path):
         finally:
             for d in mounted:
                 linux.umount2(d)
+            # The kernel drops a v1 hierarchy (asynchronously) at umount only
+            # if its removed children are already released; if it stays,
+            # one more mount+umount lets it go: the host gets its layout
+            # back (hugetlb returns to cgroup2).
+            def busy():
+                ids = {l.split()[0]: l.split()[1] for l in open("/proc/cgroups") if not l.startswith("#")}
+                return [(d, o) for d, o in zip(mounted, ("net_cls,net_prio", "hugetlb"))
+                        if ids.get(o.split(",")[0]) != "0"]
+            for remount in (True, True, False):
+                for _ in range(60):
+                    if not busy():
+                        break
+                    time.sleep(0.05)
+                if not busy() or not remount:
+                    break
+                for d, opts in busy():
+                    linux.mount("cgroup", d, "cgroup", 0, opts)
+                    linux.umount2(d)
+            out["hierarchies_left"] = [o for d, o in busy()]
         print(json.dumps(out))
     """)
     parent = "/pyrunc-test-" + uuid.uuid4().hex[:10]
@@ -272,6 +291,7 @@ def test_private_hierarchies_net_cls_net_prio_hugetlb(tmp_path):
     assert out["hugetlb.2MB.limit_in_bytes"].strip() == str(4 << 21)
     assert out["paths"]["net_cls"] == out["paths"]["net_prio"] == str(tmp_path) + "/net_cls,net_prio" + parent + "/c"
     assert out["left"] == []
+    assert out["hierarchies_left"] == []
 
 
 def test_devices_v1_rules(parent, procs):
