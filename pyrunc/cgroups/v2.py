@@ -42,12 +42,20 @@ class V2Manager(Manager):
         rel = os.path.relpath(self.path, self.root)
         if rel.startswith(".."):
             raise CgroupError("cgroup %s is not under %s" % (self.path, self.root))
+        from .paths import V2_ROOT, host_is_v2
+        # In cgroups we make, every available controller is enabled (runc);
+        # in ancestors that already exist, all of them only on a pure v2
+        # host (runc again), else just those the resources need, so that a
+        # hybrid host's shared unified root is left as it is.
+        everything = self.root == V2_ROOT and host_is_v2()
+        needed = needed_controllers(self.resources)
         current = self.root
         for part in rel.split("/"):
+            ours = current in self.created
             available = (fs.read_or_none(current, "cgroup.controllers") or "").split()
             enabled = set((fs.read_or_none(current, "cgroup.subtree_control") or "").split())
             for ctrl in available:
-                if ctrl in enabled:
+                if ctrl in enabled or not (ours or everything or ctrl in needed):
                     continue
                 try:
                     fs.write(current, "cgroup.subtree_control", "+" + ctrl)
@@ -239,6 +247,32 @@ class V2Manager(Manager):
     @classmethod
     def from_dict(cls, d):
         return cls(d["path"], root=d.get("root") or "/sys/fs/cgroup", **cls._common_from_dict(d))
+
+
+def needed_controllers(r):
+    """The v2 controllers the resources write to."""
+    need = set()
+    if r is None:
+        return need
+    if r.memory is not None and (r.memory.limit or r.memory.swap or r.memory.reservation):
+        need.add("memory")
+    if r.cpu is not None:
+        if any(getattr(r.cpu, f) is not None for f in ("shares", "quota", "period", "burst", "idle")):
+            need.add("cpu")
+        if r.cpu.cpus or r.cpu.mems:
+            need.add("cpuset")
+    if r.pids is not None and r.pids.limit is not None:
+        need.add("pids")
+    if r.block_io is not None and r.block_io.to_dict():
+        need.add("io")
+    if r.hugepage_limits:
+        need.add("hugetlb")
+    if r.rdma:
+        need.add("rdma")
+    for key in r.unified or ():
+        if key.partition(".")[0] != "cgroup":
+            need.add(key.partition(".")[0])
+    return need
 
 
 def _all_allow_rwm(rules):

@@ -72,9 +72,12 @@ class Procs:
         return p
 
     def cleanup(self):
+        # the test's cgroups hold only what these started (and their children)
         for mgr in self.managers:
-            if mgr.is_frozen():  # a frozen task can't die
-                mgr.thaw()
+            if mgr.exists():
+                mgr.kill_all(signal.SIGKILL)
+                if mgr.is_frozen():  # a frozen task can't die
+                    mgr.thaw()
         for p in self.started:
             if p.poll() is None:
                 p.kill()
