@@ -125,13 +125,37 @@ class Args:
         self.args = []
 
 
-def parse_flags(flags, argv, stop_at_positional=True):
+def _flag_table(flags):
+    return {n: f for f in flags for n in f.names}
+
+
+def reorder(flags, argv):
+    """urfave/cli moves flags given after positional arguments to the front
+    (`create ID --pid-file F` works); everything after `--` stays put."""
+    table = _flag_table(flags)
+    front, back = [], []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            back.extend(argv[i:])
+            break
+        if a.startswith("-") and a != "-":
+            front.append(a)
+            f = table.get(a.lstrip("-").split("=", 1)[0])
+            if f is not None and f.takes_value and "=" not in a and i + 1 < len(argv):
+                i += 1
+                front.append(argv[i])
+        else:
+            back.append(a)
+        i += 1
+    return front + back
+
+
+def parse_flags(flags, argv):
     """Go-flag style: returns (Args, rest)."""
     ns = Args(flags)
-    table = {}
-    for f in flags:
-        for n in f.names:
-            table[n] = f
+    table = _flag_table(flags)
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -192,8 +216,11 @@ def main(argv=None):
         log.report_error("No help topic for '%s'" % verb)
         return 3
     flags, nargs, usage, desc = VERBS[verb]
+    flags = flags + (B(("help", "h"), "help"),)
+    if verb not in ("exec", "ps"):  # their trailing args belong to the process
+        vargs = reorder(flags, vargs)
     try:
-        ns, pos = parse_flags(flags + (B(("help", "h"), "help"),), vargs)
+        ns, pos = parse_flags(flags, vargs)
     except UsageError as e:
         sys.stderr.write("Incorrect Usage: %s\n\n" % e)
         print_verb_help(verb)
@@ -311,12 +338,11 @@ def cmd_start(g, ns):
 
 
 def cmd_state(g, ns):
-    import json
-
     from .container import Container
+    from .jsonio import dumps_indent
 
     c = Container.load(ns.args[0], g.root, lock=False)
-    sys.stdout.write(json.dumps(c.state(), indent=2) + "\n")
+    sys.stdout.write(dumps_indent(c.state()) + "\n")
 
 
 def cmd_kill(g, ns):
@@ -355,9 +381,9 @@ def cmd_list(g, ns):
             sys.stdout.write(s["id"] + "\n")
         return 0
     if ns.format == "json":
-        import json
+        from .jsonio import dumps
 
-        sys.stdout.write(json.dumps(states or None) + "\n")
+        sys.stdout.write(dumps(states or None) + "\n")
         return 0
     if ns.format != "table":
         raise PyruncError("invalid format option")
@@ -383,11 +409,10 @@ def cmd_spec(g, ns):
 
 
 def cmd_features(g, ns):
-    import json
-
     from .features import features
+    from .jsonio import dumps_indent
 
-    sys.stdout.write(json.dumps(features(), indent=4) + "\n")
+    sys.stdout.write(dumps_indent(features(), "    ") + "\n")
 
 
 def cmd_exec(g, ns):

@@ -15,10 +15,10 @@ def load_spec(bundle):
         from .validate import load_config
     except ImportError:  # TODO(lead): remove once the generated validator lands
         def load_config(path):
-            import json
+            from .jsonio import loads
 
             with open(path, "rb") as f:
-                return json.loads(f.read())
+                return loads(f.read())
 
     path = os.path.join(bundle, "config.json")
     if not os.path.exists(path):
@@ -93,15 +93,30 @@ def write_pid_file(path, pid):
 
 
 def _make_cgroup(spec, cid, opts):
-    try:
-        from .cgroups import manager_for
-    except ImportError:
-        return None
-    mgr = manager_for(spec.linux.cgroups_path, cid, spec.linux.resources,
+    from .cgroups import manager_for
+
+    mgr = manager_for(spec.linux.cgroups_path, cid, container_resources(spec),
                       rootless=bool(opts.rootless), systemd=opts.systemd_cgroup)
     if mgr is not None:
         mgr.create()
     return mgr
+
+
+def container_resources(spec):
+    """linux.resources with runc's device rules: the config's rules, an
+    allow rule for each linux.devices node, then runc's default allow-list."""
+    from .cgroups import default_device_rules
+    from .cgroups.resources import Resources
+
+    doc = dict(spec.linux.resources_doc or {})
+    rules = list(doc.get("devices") or ())
+    for d in spec.linux.devices:
+        if d.type in ("c", "b", "u"):
+            rules.append({"allow": True, "type": "c" if d.type == "u" else d.type,
+                          "major": d.major, "minor": d.minor, "access": "rwm"})
+    linux_devices = [{"path": d.path} for d in spec.linux.devices]
+    doc["devices"] = rules + default_device_rules(linux_devices)
+    return Resources.from_dict(doc)
 
 
 class _Undo:
@@ -138,7 +153,8 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made):
     ctx = InitContext(spec=spec, rootfs=rootfs, plan=plan, join_fds=join_fds,
                       fifo_path=container.dir.fifo, no_pivot=opts.no_pivot,
                       no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds,
-                      cgroup_manager=mgr, container_id=container.id)
+                      cgroup_manager=mgr, container_id=container.id,
+                      close_fds=[container.dir._lock_fd])
     p2c_r, p2c_w = os.pipe()
     c2p_r, c2p_w = os.pipe()
     # The runtime must not be dumpable (ptrace-able, /proc/pid/exe readable)
@@ -174,9 +190,9 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made):
     sync.expect("H")
     _run_runtime_hooks(container, spec)
     sync.send("G")
-    import json
+    from .jsonio import dumps
 
-    sync.send("S", json.dumps(container.hook_state("creating")))
+    sync.send("S", dumps(container.hook_state("creating")))
     sync.expect("R")
 
 

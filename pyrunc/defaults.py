@@ -1,5 +1,4 @@
 """`pyrunc spec`: the default config.json (runc's defaults, spec 1.3.0)."""
-import json
 import os
 
 from . import OCI_VERSION
@@ -88,4 +87,6 @@ def write_spec(bundle, rootless=False, network=None):
 
         add_bridge_hooks(spec)
     with open(path, "w") as f:
-        f.write(json.dumps(spec, indent="\t") + "\n")
+        from .jsonio import dumps_indent
+
+        f.write(dumps_indent(spec, "\t") + "\n")

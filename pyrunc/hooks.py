@@ -7,8 +7,6 @@ Which hooks run where (runtime-spec "Lifecycle"):
   poststart                -- the runtime, after the user process started
   poststop                 -- the runtime, during delete
 """
-import json
-
 from .errors import PyruncError
 
 # Failure of these stops the operation; the others only warn.
@@ -24,7 +22,9 @@ def run_hooks(kind, hooks, state_doc, warn=None):
     the first failure; poststart/poststop failures are passed to `warn`."""
     if not hooks:
         return
-    payload = json.dumps(state_doc).encode()
+    from .jsonio import dumps
+
+    payload = dumps(state_doc).encode()
     for i, hook in enumerate(hooks):
         err = run_one(hook, payload)
         if err is None:

@@ -32,9 +32,9 @@ class Logger:
 
         now = rfc3339_now()
         if self.fmt == "json":
-            import json
+            from .jsonio import dumps
 
-            line = json.dumps({"level": level, "msg": msg, "time": now}) + "\n"
+            line = dumps({"level": level, "msg": msg, "time": now}) + "\n"
         else:
             line = 'time="%s" level=%s msg="%s"\n' % (now, level, msg.replace("\\", "\\\\").replace('"', '\\"'))
         try:

@@ -75,7 +75,7 @@ class InitContext:
 
     __slots__ = ("spec", "rootfs", "plan", "join_fds", "fifo_path", "no_pivot",
                  "no_new_keyring", "preserve_fds", "cgroup_manager", "console_fd",
-                 "container_id")
+                 "container_id", "close_fds")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -87,6 +87,8 @@ class InitContext:
 def stage1_main(ctx, sync):
     """Enter/create the namespaces, fork the init, report its pid, exit."""
     try:
+        for fd in ctx.close_fds or ():
+            os.close(fd)  # e.g. the state dir lock: the verbs after create need it
         plan = ctx.plan
         if plan.new_user:
             linux.unshare(linux.CLONE_NEWUSER)
@@ -204,12 +206,12 @@ def preload_modules(spec):
 
 
 def sync_state_doc(sync):
-    import json
+    from .jsonio import loads
 
     tag, payload = sync.recv()
     if tag != "S":
         raise SyncError("expected state from runtime, got %r" % tag)
-    return json.loads(payload)
+    return loads(payload)
 
 
 def set_identity_names(spec, plan):

@@ -5,8 +5,9 @@
     <root>/<id>/exec.fifo    exists while the init waits for `start`
     <root>/<id>/lock         flock()ed by every verb that changes the container
 """
-import json
 import os
+
+from . import jsonio
 
 from .errors import ContainerExists, ContainerNotFound, InvalidID
 
@@ -93,12 +94,12 @@ class StateDir:
 
     # -- records ---------------------------------------------------------
     def write_json(self, name, doc):
-        write_atomic(self.file(name), json.dumps(doc, separators=(",", ":")).encode(), 0o600)
+        write_atomic(self.file(name), jsonio.dumps(doc).encode(), 0o600)
 
     def read_json(self, name):
         try:
             with open(self.file(name), "rb") as f:
-                return json.loads(f.read())
+                return jsonio.loads(f.read())
         except FileNotFoundError:
             return None
 
