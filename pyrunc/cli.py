@@ -342,7 +342,7 @@ def cmd_state(g, ns):
     from .jsonio import dumps_indent
 
     c = Container.load(ns.args[0], g.root, lock=False)
-    sys.stdout.write(dumps_indent(c.state()) + "\n")
+    sys.stdout.write(dumps_indent(c.state()))  # runc ends it without a newline
 
 
 def cmd_kill(g, ns):
@@ -373,9 +373,12 @@ def cmd_list(g, ns):
     states = []
     for cid in list_ids(g.root):
         try:
-            states.append(Container.load(cid, g.root, lock=False).state())
+            c = Container.load(cid, g.root, lock=False)
+            s = c.state()
         except PyruncError:
             continue
+        s["owner"] = _owner_name(c.dir.path)  # `list` names the owner, `state` does not (runc)
+        states.append(s)
     if ns.quiet:
         for s in states:
             sys.stdout.write(s["id"] + "\n")
@@ -391,6 +394,22 @@ def cmd_list(g, ns):
     for s in states:
         rows.append((s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]))
     sys.stdout.write(format_table(rows))
+
+
+def _owner_name(path):
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return ""
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                parts = line.split(b":")
+                if len(parts) > 2 and parts[2] == str(uid).encode():
+                    return parts[0].decode(errors="replace")
+    except OSError:
+        pass
+    return "#%d" % uid
 
 
 def format_table(rows):
