@@ -7,8 +7,9 @@ Interface used by the container lifecycle::
 
     res = Resources.from_dict(linux.get("resources"))   # None-safe; ConfigError on bad types
     # runc semantics for devices: the config's rules, then runc's defaults
-    # (dropping a default whose path linux.devices also lists):
-    #   rules = (resources.devices or []) + default_device_rules(linux.get("devices"))
+    # (dropping a default whose path linux.devices also lists); do this for
+    # every container, also one without linux.resources:
+    res = with_default_devices(res, linux.get("devices"))
     mgr = manager_for(linux.get("cgroupsPath"), container_id, res,
                       rootless=False, systemd=False)
     mgr.create()          # mkdir (records what it made itself), apply resources;
@@ -41,7 +42,8 @@ memory.limit_in_bytes (1024): Device or resource busy``.
 Nothing heavy is imported here: each verb is a fresh process.
 """
 
-__all__ = ["manager_for", "load_manager", "default_device_rules", "host_version", "systemd_running"]
+__all__ = ["manager_for", "load_manager", "default_device_rules", "with_default_devices",
+           "host_version", "systemd_running"]
 
 
 def systemd_running():
@@ -92,3 +94,19 @@ def load_manager(d):
 def default_device_rules(linux_devices=None):
     from .devices import default_device_rules as rules
     return rules(linux_devices)
+
+
+def with_default_devices(resources, linux_devices=None):
+    """`resources` (a Resources or None) with runc's device rules: the
+    config's rules, then runc's default allow-list.  runc applies these to
+    every container, also one without linux.resources."""
+    from .resources import Resources, DeviceRule
+    from .devices import default_device_rules as rules
+
+    devs = []
+    for d in linux_devices or ():
+        devs.append(d if isinstance(d, dict) else {"path": getattr(d, "path", None)})
+    extra = [DeviceRule.from_dict(r, "default") for r in rules(devs)]
+    merged = Resources() if resources is None else resources.merge(Resources())
+    merged.devices = list(resources.devices or []) + extra if resources is not None else extra
+    return merged

@@ -10,8 +10,10 @@ import time
 from ..errors import PyruncError
 
 
-class CgroupError(PyruncError):
-    """A cgroup operation failed; the message names the field or file."""
+class CgroupError(PyruncError, OSError):
+    """A cgroup operation failed; the message names the field or file.
+    Also an OSError (with .errno when a syscall failed), so callers that
+    treat cleanup failures as OSError keep working."""
 
     def __init__(self, message, errno_=None):
         super().__init__(message)

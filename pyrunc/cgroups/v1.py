@@ -97,7 +97,7 @@ class V1Manager(Manager):
             if limit <= usage:
                 raise CgroupError("%smemory.limit: rejecting memory limit %d <= usage %d (checkBeforeUpdate)"
                                   % (P, limit, usage))
-        if limit == -1 and swap is None and fs.exists(d, "memory.memsw.limit_in_bytes"):
+        if limit == -1 and not swap and fs.exists(d, "memory.memsw.limit_in_bytes"):
             swap = -1
         if limit and swap:
             current = fs.read_int(d, "memory.limit_in_bytes", 0)

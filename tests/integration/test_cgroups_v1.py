@@ -540,3 +540,27 @@ def test_mount_cgroup_v1(parent, tmp_path, cgroupns, via_fd):
     assert os.listdir(str(target)) == []  # nothing leaked under the mount point
     if cgroupns:
         assert "memory:/\n" in out["proc_cgroup"]
+
+
+def test_events_watch_reports_oom_and_stats(parent, procs):
+    import threading
+    from pyrunc.cgroups.events import watch
+    mgr = make(parent, {"memory": {"limit": 24 * MB, "swap": 24 * MB}})
+    mgr.create()
+    events, stop = [], threading.Event()
+    t = threading.Thread(target=watch, args=("cid", mgr, 0.2, events.append, lambda: not stop.is_set()))
+    t.start()
+    try:
+        p = procs.start(mgr, "x=$(head -c 67108864 /dev/zero | tr '\\0' a)")
+        p.wait(timeout=60)
+        for _ in range(50):
+            if any(e["type"] == "oom" for e in events):
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    assert {"type": "oom", "id": "cid"} in events
+    stats = [e for e in events if e["type"] == "stats"]
+    assert stats and stats[0]["id"] == "cid" and stats[0]["data"]["memory"]["usage"]["limit"] == 24 * MB
+    mgr.destroy()

@@ -265,3 +265,56 @@ def test_systemd_driver_error():
         pytest.skip("systemd is running on this host: the 'not running' message does not apply")
     with pytest.raises(NotSupported, match="^systemd cgroup driver requested but systemd is not running$"):
         manager_for("/x", "id", None, systemd=True)
+
+
+# -- update ------------------------------------------------------------------
+
+from pyrunc.cgroups.update import merge_update, parse_ram, update_resources  # noqa: E402
+
+
+@pytest.mark.parametrize("text,value", [("100", 100), ("512m", 512 << 20), ("1.5g", 3 << 29), ("64KiB", 64 << 10),
+                                        ("2MB", 2 << 20), ("-1", -1), ("1T", 1 << 40)])
+def test_parse_ram(text, value):
+    assert parse_ram(text, "--memory") == value
+
+
+@pytest.mark.parametrize("text", ["", "m", "-5", "1x", "1..5m", "abc"])
+def test_parse_ram_errors(text):
+    with pytest.raises(ConfigError, match="invalid value for --memory"):
+        parse_ram(text, "--memory")
+
+
+def test_update_from_flags():
+    r = update_resources(flags={"memory": "64m", "cpu_share": "512", "cpu_quota": "-1", "pids_limit": "20",
+                                "cpuset_cpus": "0", "blkio_weight": "0", "memory_swap": None})
+    assert r.to_dict() == {"memory": {"limit": 64 << 20}, "cpu": {"shares": 512, "quota": -1, "cpus": "0"},
+                           "pids": {"limit": 20}}
+    with pytest.raises(ConfigError, match="invalid value for --cpu-share"):
+        update_resources(flags={"cpu_share": "-3"})
+
+
+def test_update_from_document_ignores_devices_and_flags():
+    r = update_resources({"memory": {"limit": -1}, "devices": [{"allow": True, "access": "rwm"}]},
+                         flags={"pids_limit": "3"})
+    assert r.to_dict() == {"memory": {"limit": -1, "swap": 0}}  # unlimited memory: swap follows
+
+
+def test_merge_update_upserts_device_lists():
+    cur = Resources.from_dict({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1},
+                                                                     {"major": 8, "minor": 16, "rate": 2}]},
+                               "memory": {"limit": 100}})
+    upd = update_resources({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 16, "rate": 5},
+                                                                  {"major": 9, "minor": 0, "rate": 6}]}})
+    merged = merge_update(cur, upd)
+    assert merged.to_dict()["blockIO"]["throttleReadBpsDevice"] == [
+        {"major": 8, "minor": 0, "rate": 1}, {"major": 8, "minor": 16, "rate": 5}, {"major": 9, "minor": 0, "rate": 6}]
+    assert merged.memory.limit == 100
+
+
+def test_with_default_devices():
+    from pyrunc.cgroups import with_default_devices
+    r = with_default_devices(Resources.from_dict({"devices": [{"allow": False, "access": "rwm"}],
+                                                  "pids": {"limit": 3}}), [{"path": "/dev/null"}])
+    assert r.pids.limit == 3 and len(r.devices) == 1 + 10
+    assert r.to_dict()["devices"][1] == {"allow": True, "type": "c", "access": "m"}
+    assert len(with_default_devices(None).devices) == 11
