@@ -27,6 +27,15 @@ Interface used by the container lifecycle::
     mgr.to_dict() -> dict ; load_manager(d) -> manager    # for state.json
     mgr.mount_paths()     # v1: [{"name","options","source","links"}]; v2: {"source"}
 
+    # `update`: runc's flags or a --resources document, laid over the
+    # current resources as runc does (device lists upserted, devices kept)
+    from pyrunc.cgroups.update import update_resources, merge_update
+    mgr.set(merge_update(mgr.resources, update_resources(doc_or_None, flags_dict)))
+
+    # `events`: runc's event objects (print each as one JSON line)
+    from pyrunc.cgroups.events import stats_event, watch
+    stats_event(cid, mgr); watch(cid, mgr, interval_s, emit, running)
+
     from pyrunc.cgroups.mount import mount_cgroup
     mount_cgroup(target_path, mgr.to_dict(), cgroupns, readonly)  # in the
         # container's mount namespace, before pivot_root
@@ -35,7 +44,7 @@ Placement (runc's cgroupfs driver): an absolute cgroupsPath is taken from
 each hierarchy's root; a relative one, or the container id when it is
 absent, from the runtime's own cgroup (/proc/self/cgroup).
 
-Errors are pyrunc.cgroups.fs.CgroupError (a PyruncError), one line naming
+Errors are pyrunc.cgroups.fs.CgroupError (a PyruncError and an OSError), one line naming
 the field: ``linux.resources.memory.limit: write /sys/fs/cgroup/memory/x/
 memory.limit_in_bytes (1024): Device or resource busy``.
 

@@ -38,6 +38,19 @@ class V1Manager(Manager):
     def path(self, ctrl):
         return self.paths.get(ctrl)
 
+    def create(self):
+        if self.rootless:
+            # rootless: hierarchies we may not write to are dropped (runc
+            # ignores those permission errors too)
+            for ctrl, d in list(self.paths.items()):
+                try:
+                    self._make(d)
+                except CgroupError as e:
+                    if e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
+                        raise
+                    del self.paths[ctrl]
+        super().create()
+
     def _make(self, d):
         before = len(self.created)
         super()._make(d)
