@@ -155,9 +155,11 @@ def init_main(ctx, sync):
         preload_modules(spec)
         if ctx.plan.has("mount"):
             builder.pivot(ctx.no_pivot)
-            builder.finalize()
+        # sysctls before readonlyPaths (usually /proc/sys) go read-only.
         set_identity_names(spec, ctx.plan)
         apply_sysctl(spec.linux.sysctl)
+        if ctx.plan.has("mount"):
+            builder.finalize()
         if not ctx.no_new_keyring:
             join_new_keyring(ctx.container_id)
         proc = spec.process

@@ -190,9 +190,12 @@ class RootfsBuilder:
                 raise FileNotFoundError(2, "No such file or directory", src)
             target = make_path_in_root(self.rootfd, m.destination, is_dir=src_is_dir)
             try:
-                self._bind(src, target, flags, data)
+                L.mount(src, fd_path(target), None, L.MS_BIND | (flags & L.MS_REC))
             finally:
                 os.close(target)
+            extra = flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
+            if extra:
+                self._remount_bind(src, m.destination, extra)
         else:
             extra = L.RESOLVE_NO_SYMLINKS if m.type in ("proc", "sysfs") else 0
             target = self._dir_target(m.destination, extra)
@@ -221,16 +224,10 @@ class RootfsBuilder:
             raise
         return fd
 
-    def _bind(self, src, target_fd, flags, data):
-        L.mount(src, fd_path(target_fd), None, L.MS_BIND | (flags & L.MS_REC))
-        extra = flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
-        if extra:
-            self._remount_bind(src, target_fd, extra)
-
-    def _remount_bind(self, src, target_fd, flags):
-        # The fd still names the dentry under the new mount; reopen it so the
-        # remount applies to the bind mount itself.
-        fd = os.open(fd_path(target_fd), L.O_PATH | os.O_CLOEXEC)
+    def _remount_bind(self, src, dest, flags):
+        # Resolve the destination again: the fd used for the bind still names
+        # the dentry under the new mount, and the remount is for the mount.
+        fd = open_in_root(self.rootfd, dest)
         try:
             path = fd_path(fd)
             try:

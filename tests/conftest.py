@@ -100,8 +100,22 @@ class Runtime:
         return [self.binary, "--root", self.root, *args]
 
     def __call__(self, *args, check=True, input=None, timeout=60, **kw):
-        kw.setdefault("capture_output", True)
-        p = subprocess.run(self.cmd(*args), input=input, timeout=timeout, text=True, **kw)
+        """Run pyrunc; output is captured through files, not pipes: a created
+        container keeps the caller's stdio open (runc's pass-through), so a
+        pipe would never reach EOF."""
+        import tempfile
+
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            kw.setdefault("stdout", out)
+            kw.setdefault("stderr", err)
+            if input is None:
+                kw.setdefault("stdin", subprocess.DEVNULL)
+            p = subprocess.run(self.cmd(*args), input=input.encode() if input is not None else None,
+                               timeout=timeout, **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout = out.read().decode(errors="replace")
+            p.stderr = err.read().decode(errors="replace")
         if check and p.returncode != 0:
             raise AssertionError("pyrunc %s failed (%d): %s%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
         return p
@@ -119,6 +133,29 @@ class Runtime:
             subprocess.run(self.cmd("delete", "--force", cid), capture_output=True, timeout=60)
 
 
+# Every test container's cgroup lives under this parent (never under the
+# caller's own cgroup, which on this host belongs to somebody else).
+TEST_CGROUP_PARENT = "/pyrunc-test-%d" % os.getpid()
+
+
+def _remove_test_cgroup_parent():
+    import glob
+
+    for path in glob.glob("/sys/fs/cgroup/*%s" % TEST_CGROUP_PARENT) + \
+            glob.glob("/sys/fs/cgroup/*/%s" % TEST_CGROUP_PARENT.lstrip("/")):
+        for sub in sorted(glob.glob(path + "/**/", recursive=True), key=len, reverse=True):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_cgroup_parent():
+    yield
+    _remove_test_cgroup_parent()
+
+
 @pytest.fixture
 def bundle(tmp_path):
     b = Bundle(tmp_path / "bundle")
@@ -126,6 +163,7 @@ def bundle(tmp_path):
     make_rootfs(b.rootfs)
     subprocess.run([PYRUNC, "spec", "--bundle", b.path], check=True)
     b.set_args("true")
+    b.update(lambda c: c["linux"].update(cgroupsPath="%s/%s" % (TEST_CGROUP_PARENT, uuid.uuid4().hex[:12])))
     return b
 
 
