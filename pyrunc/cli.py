@@ -77,7 +77,7 @@ UPDATE_FLAGS = (
     Flag(("cpu-quota",), "cpu_quota"), Flag(("cpu-share",), "cpu_share"),
     Flag(("cpu-rt-period",), "cpu_rt_period"), Flag(("cpu-rt-runtime",), "cpu_rt_runtime"),
     Flag(("cpuset-cpus",), "cpuset_cpus"), Flag(("cpuset-mems",), "cpuset_mems"),
-    Flag(("cpu-idle",), "cpu_idle"),
+    Flag(("cpu-idle",), "cpu_idle"), Flag(("cpu-burst",), "cpu_burst"),
     Flag(("kernel-memory",), "kernel_memory"), Flag(("kernel-memory-tcp",), "kernel_memory_tcp"),
     Flag(("memory",), "memory"), Flag(("memory-reservation",), "memory_reservation"),
     Flag(("memory-swap",), "memory_swap"), Flag(("pids-limit",), "pids_limit"),
