@@ -93,39 +93,60 @@ def open_in_root(rootfd, path, flags=L.O_PATH, extra_resolve=0):
 def make_path_in_root(rootfd, path, is_dir=True, mode=0o755):
     """Create `path` (and its parents) inside the rootfs; return an O_PATH fd.
 
-    Each missing component is created with mkdirat under a parent resolved
-    by the kernel inside the root, so symlinks can't lead us outside it.
+    Components are walked one by one, each looked up by the kernel inside
+    the root; symlinks (dangling ones too) are expanded by hand relative to
+    the root, and missing components are made with mkdirat under a parent
+    that was itself resolved inside the root.
     """
     try:
         return open_in_root(rootfd, path)
     except FileNotFoundError:
         pass
-    parts = [p for p in path.split("/") if p and p != "."]
-    parent = os.dup(rootfd)
+    todo = [p for p in path.split("/") if p and p != "."]
+    done = []  # symlink-free components that exist
+    links = 0
+    while todo:
+        name = todo.pop(0)
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        sub = "/".join(done + [name])
+        try:
+            fd = open_in_root(rootfd, sub, L.O_PATH | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            _create_in(rootfd, done, name, is_dir or bool(todo), mode)
+            done.append(name)
+            continue
+        try:
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                links += 1
+                if links > 40:
+                    raise OSError(40, "Too many levels of symbolic links", path)
+                target = os.readlink("", dir_fd=fd)
+                if target.startswith("/"):
+                    done = []
+                todo = [p for p in target.split("/") if p and p != "."] + todo
+            else:
+                done.append(name)
+        finally:
+            os.close(fd)
+    return open_in_root(rootfd, "/".join(done))
+
+
+def _create_in(rootfd, parent_parts, name, is_dir, mode):
+    parent = open_in_root(rootfd, "/".join(parent_parts), L.O_PATH | os.O_DIRECTORY)
     try:
-        for i, name in enumerate(parts):
-            last = i == len(parts) - 1
-            sub = "/".join(parts[: i + 1])
+        if is_dir:
             try:
-                nxt = open_in_root(rootfd, sub)
-            except FileNotFoundError:
-                if name == "..":
-                    raise
-                if last and not is_dir:
-                    fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644, dir_fd=parent)
-                    os.close(fd)
-                else:
-                    try:
-                        os.mkdir(name, mode, dir_fd=parent)
-                    except FileExistsError:
-                        pass
-                nxt = open_in_root(rootfd, sub)
-            os.close(parent)
-            parent = nxt
-        return parent
-    except BaseException:
+                os.mkdir(name, mode, dir_fd=parent)
+            except FileExistsError:
+                pass
+        else:
+            fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644, dir_fd=parent)
+            os.close(fd)
+    finally:
         os.close(parent)
-        raise
 
 
 # -- mounts ----------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""Every path from the bundle is resolved inside the rootfs, symlinks
+included (CVE-2021-30465 / CVE-2019-16884 / CVE-2023-27561 classes)."""
+import os
+
+from conftest import needs_root
+
+pytestmark = needs_root
+
+
+def test_symlinked_mount_destination_stays_inside(bundle, runtime, tmp_path):
+    host_dir = tmp_path / "host-target"
+    host_dir.mkdir()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "payload").write_text("mounted")
+    # /escape inside the rootfs points (absolutely and relatively) outside it
+    os.symlink(str(host_dir), os.path.join(bundle.rootfs, "escape-abs"))
+    os.symlink("../../../../../../../../" + str(host_dir).lstrip("/"), os.path.join(bundle.rootfs, "escape-rel"))
+
+    def cfg(c):
+        c["root"]["readonly"] = False
+        for name in ("escape-abs", "escape-rel"):
+            c["mounts"].append({"destination": "/%s/sub" % name, "type": "bind",
+                                "source": str(src), "options": ["bind"]})
+    bundle.update(cfg)
+    bundle.set_args("sh", "-c", "cat /escape-abs/sub/payload; cat /escape-rel/sub/payload")
+    cid = runtime.new_id()
+    p = runtime("run", "-b", bundle.path, cid, check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "mountedmounted"
+    # the symlinks were followed *inside* the rootfs: the host dir is untouched
+    assert os.listdir(host_dir) == []
+    assert os.path.isdir(os.path.join(bundle.rootfs, str(host_dir).lstrip("/"), "sub"))
+
+
+def test_proc_on_a_symlink_is_refused(bundle, runtime):
+    os.rmdir(os.path.join(bundle.rootfs, "proc"))
+    os.symlink("/etc", os.path.join(bundle.rootfs, "proc"))
+    cid = runtime.new_id()
+    p = runtime("run", "-b", bundle.path, cid, check=False)
+    assert p.returncode == 1
+    assert "/proc" in p.stderr and "real directory" in p.stderr
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_cwd_resolved_inside_container(bundle, runtime, tmp_path):
+    # a cwd that is a symlink to a host path resolves inside the container root
+    os.symlink("/etc", os.path.join(bundle.rootfs, "workdir"))
+    with open(os.path.join(bundle.rootfs, "etc", "inside-marker"), "w") as f:
+        f.write("x")
+    bundle.update(lambda c: c["process"].update(cwd="/workdir"))
+    bundle.set_args("sh", "-c", "ls inside-marker && ls /proc/self/fd | wc -l")
+    p = runtime("run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.split()
+    assert lines[0] == "inside-marker"
+
+
+def test_no_runtime_fd_reaches_the_container(bundle, runtime):
+    """Only stdio (and the fd ls itself opens for the listing) are open
+    inside: no state-dir lock, fifo, sync pipe or the caller's extra fds
+    (CVE-2024-21626 class)."""
+    bundle.set_args("sh", "-c", "exec ls /proc/self/fd/")
+    extra = os.open("/dev/null", os.O_RDONLY)  # an inheritable fd in the caller
+    os.set_inheritable(extra, True)
+    try:
+        p = runtime("run", "-b", bundle.path, runtime.new_id(), close_fds=False, check=False)
+    finally:
+        os.close(extra)
+    assert p.returncode == 0, p.stderr
+    fds = sorted(int(x) for x in p.stdout.split())
+    assert fds == [0, 1, 2, 3], p.stdout  # 3 is ls's own handle on /proc/self/fd
