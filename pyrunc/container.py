@@ -263,7 +263,7 @@ class Container:
 def signal_process(pid, expected_start, sig, quiet=False):
     """Signal `pid` only if it is still the process we started (pidfd pins
     it between the check and the signal)."""
-    import signal
+    import _signal as signal
 
     try:
         pidfd = os.pidfd_open(pid)

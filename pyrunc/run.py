@@ -43,7 +43,7 @@ FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SI
 
 def wait_forwarding_signals(pid):
     """Reap children until `pid` exits; return its code (128+sig if killed)."""
-    import signal
+    import _signal as signal
 
     def forward(signum, frame):
         try:
