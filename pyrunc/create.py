@@ -54,7 +54,7 @@ def create_container(cls, cid, bundle, root, opts):
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
             write_atomic(sd.file("config.json"), f.read(), 0o600)
-        os.mkfifo(sd.fifo, 0o622)
+        make_exec_fifo(sd.fifo, spec)
         container.record = {
             "id": cid, "status": CREATING, "pid": 0, "init_start": None,
             "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
@@ -84,6 +84,21 @@ def create_container(cls, cid, bundle, root, opts):
                 os.close(fd)
             except OSError:
                 pass
+
+
+def make_exec_fifo(path, spec):
+    """The fifo `start` opens to release the init; writable by the
+    container's root, who may be an unprivileged host uid."""
+    os.mkfifo(path, 0o600)
+    os.chown(path, host_id(spec.linux.uid_mappings, 0), host_id(spec.linux.gid_mappings, 0))
+    os.chmod(path, 0o622)
+
+
+def host_id(mappings, cid):
+    for m in mappings:
+        if m.container_id <= cid < m.container_id + m.size:
+            return m.host_id + cid - m.container_id
+    return cid if not mappings else -1
 
 
 def write_pid_file(path, pid):
@@ -150,8 +165,9 @@ class _Undo:
 def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made):
     from .process import InitContext, Sync, stage1_main
 
+    fifo_fd = os.open(container.dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     ctx = InitContext(spec=spec, rootfs=rootfs, plan=plan, join_fds=join_fds,
-                      fifo_path=container.dir.fifo, no_pivot=opts.no_pivot,
+                      fifo_fd=fifo_fd, no_pivot=opts.no_pivot,
                       no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds,
                       cgroup_manager=mgr, container_id=container.id,
                       close_fds=[container.dir._lock_fd])
@@ -168,6 +184,7 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made):
         os._exit(1)
     os.close(p2c_r)
     os.close(c2p_w)
+    os.close(fifo_fd)
     sync = made.sync = Sync(c2p_r, p2c_w)
     try:
         if plan.new_user:

@@ -73,7 +73,7 @@ class Sync:
 class InitContext:
     """Everything the children need, computed by the parent before fork."""
 
-    __slots__ = ("spec", "rootfs", "plan", "join_fds", "fifo_path", "no_pivot",
+    __slots__ = ("spec", "rootfs", "plan", "join_fds", "fifo_fd", "no_pivot",
                  "no_new_keyring", "preserve_fds", "cgroup_manager", "console_fd",
                  "container_id", "close_fds")
 
@@ -142,8 +142,9 @@ def init_main(ctx, sync):
                                 new_cgroupns="cgroup" in ctx.plan.new_types)
         if ctx.plan.has("mount"):
             builder.prepare()
-        # The state dir is unreachable after pivot_root: hold the fifo now.
-        fifo_fd = os.open(ctx.fifo_path, linux.O_PATH | os.O_CLOEXEC)
+        # An O_PATH handle opened by the runtime: the state dir is out of
+        # reach after pivot_root, and for a user-namespaced init from the start.
+        fifo_fd = ctx.fifo_fd
         sync.send("H")  # ready for prestart/createRuntime hooks
         sync.expect("G")
         state_doc = sync_state_doc(sync)
@@ -187,11 +188,12 @@ def init_main(ctx, sync):
             run_hooks("startContainer", hooks, state_doc)
         exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=wfd)
     except BaseException as e:  # noqa: B902
-        if wfd >= 0:
-            try:
-                os.write(wfd, describe(e).encode())
-            except OSError:
-                pass
+        # Tell `start` through the fifo; if it could not even be opened,
+        # the container's stderr is the only channel left.
+        try:
+            os.write(wfd if wfd >= 0 else 2, (describe(e) + ("" if wfd >= 0 else "\n")).encode())
+        except OSError:
+            pass
         os._exit(getattr(e, "exit_code", 1) or 1)
 
 

@@ -20,6 +20,7 @@ BUSYBOX_APPLETS = (
     "mount", "grep", "stat", "touch", "env", "pwd", "test", "readlink",
     "ps", "kill", "wc", "head", "umask", "ip", "nc", "httpd", "ping", "stty",
     "mkdir", "rm", "dd", "seq", "uname", "domainname", "ulimit", "netstat",
+    "chown", "chmod", "tr", "awk", "sed", "cut", "sort", "tail", "nsenter", "unshare", "printf", "date",
 )
 
 
