@@ -39,6 +39,8 @@ def test_uid_gid_maps_and_file_ownership(bundle, runtime, tmp_path):
         c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
         c["mounts"].append({"destination": "/shared", "type": "bind", "source": str(shared), "options": ["rbind"]})
         c["root"]["readonly"] = False
+        for key in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][key].append("CAP_CHOWN")
     bundle.update(cfg)
     bundle.set_args("sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; "
                                 "touch /shared/by-root; touch /shared/by-user && chown 1000:1000 /shared/by-user; "
