@@ -32,6 +32,12 @@ def create_container(cls, cid, bundle, root, opts):
     from .namespaces import NamespacePlan
 
     bundle = os.path.abspath(bundle or ".")
+    # Paths given on the command line are relative to the caller's cwd,
+    # not to the bundle we chdir into below.
+    if opts.pid_file:
+        opts.pid_file = os.path.abspath(opts.pid_file)
+    if opts.console_socket:
+        opts.console_socket = os.path.abspath(opts.console_socket)
     sd = StateDir(root, cid)  # validates the id first
     raw, spec = load_spec(bundle)
     plan = NamespacePlan(spec.linux)

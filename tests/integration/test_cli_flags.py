@@ -1,0 +1,96 @@
+"""runc's global and create flags, checked by their effects."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import needs_root
+
+pytestmark = needs_root
+
+
+def test_log_json_on_failure(bundle, runtime, tmp_path):
+    log = tmp_path / "log.json"
+    bundle.set_args("no-such-binary")
+    cid = runtime.new_id()
+    p = subprocess.run([runtime.binary, "--root", runtime.root, "--log", str(log), "--log-format", "json",
+                        "create", "-b", bundle.path, cid], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entries[-1]["level"] == "error"
+    assert 'executable file not found' in entries[-1]["msg"]
+    assert set(entries[-1]) == {"level", "msg", "time"}
+    # with --log, stderr still gets the plain message (runc does the same)
+    assert "executable file not found" in p.stderr and "level=" not in p.stderr
+    # podman's spelling: --log-format=json
+    p = subprocess.run([runtime.binary, "--root", runtime.root, "--log=%s" % log, "--log-format=json",
+                        "state", "nope"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert json.loads(log.read_text().splitlines()[-1])["msg"] == "container does not exist"
+
+
+def test_no_pivot(bundle, runtime):
+    bundle.set_args("sh", "-c", "cat /proc/self/mountinfo | head -1; echo ok")
+    p = runtime("run", "--no-pivot", "-b", bundle.path, runtime.new_id(), check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.endswith("ok\n")
+
+
+def test_join_existing_network_namespace(bundle, runtime, tmp_path):
+    """namespaces[].path: join instead of create (a netns the test made)."""
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        import time
+        path = "/proc/%d/ns/net" % holder.pid
+        for _ in range(100):
+            if os.readlink(path) != os.readlink("/proc/self/ns/net"):
+                break
+            time.sleep(0.02)
+        want = os.readlink(path)
+
+        def cfg(c):
+            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+            c["linux"]["namespaces"].append({"type": "network", "path": path})
+        bundle.update(cfg)
+        bundle.set_args("readlink", "/proc/self/ns/net")
+        p = runtime("run", "-b", bundle.path, runtime.new_id(), check=False)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == want
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_spec_refuses_to_overwrite(tmp_path, runtime):
+    runtime("spec", "--bundle", str(tmp_path))
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["ociVersion"] == "1.3.0" and cfg["root"]["path"] == "rootfs"
+    p = runtime("spec", "--bundle", str(tmp_path), check=False)
+    assert p.returncode == 1 and "already exists" in p.stderr
+
+
+def test_spec_rootless_shape(tmp_path, runtime):
+    runtime("spec", "--rootless", "--bundle", str(tmp_path))
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    types = [n["type"] for n in cfg["linux"]["namespaces"]]
+    assert "user" in types and "network" not in types
+    assert cfg["linux"]["uidMappings"][0]["hostID"] == os.geteuid()
+
+
+def test_features_document(runtime):
+    doc = json.loads(runtime("features").stdout)
+    assert doc["ociVersionMin"] == "1.0.0" and doc["ociVersionMax"] == "1.3.0"
+    assert set(doc["hooks"]) == {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}
+    assert set(doc["linux"]["namespaces"]) == {"cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"}
+    assert "CAP_SYS_ADMIN" in doc["linux"]["capabilities"]
+    for opt in ("ro", "nosuid", "rbind", "rslave", "rprivate"):
+        assert opt in doc["mountOptions"]
+
+
+def test_pid_file_relative_and_atomic(bundle, runtime, tmp_path):
+    cid = runtime.new_id()
+    runtime("create", "-b", bundle.path, "--pid-file", "init.pid", cid, cwd=str(tmp_path))
+    data = (tmp_path / "init.pid").read_bytes()
+    assert data.isdigit() and int(data) == runtime.state(cid)["pid"]
+    assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []
