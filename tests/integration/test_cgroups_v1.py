@@ -283,7 +283,7 @@ def test_private_hierarchies_net_cls_net_prio_hugetlb(tmp_path):
         print(json.dumps(out))
     """)
     parent = "/pyrunc-test-" + uuid.uuid4().hex[:10]
-    p = subprocess.run([sys.executable, "-c", script, str(tmp_path), parent], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-P", "-c", script, str(tmp_path), parent], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
@@ -523,7 +523,7 @@ def test_mount_cgroup_v1(parent, tmp_path, cgroupns, via_fd):
     target = tmp_path / "cgroup"
     target.mkdir()
     try:
-        p = subprocess.run([sys.executable, "-c", MOUNT_SCRIPT, json.dumps(mgr.to_dict()), str(target),
+        p = subprocess.run([sys.executable, "-P", "-c", MOUNT_SCRIPT, json.dumps(mgr.to_dict()), str(target),
                             "1" if cgroupns else "0", "1" if via_fd else "0"],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
