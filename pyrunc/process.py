@@ -136,6 +136,9 @@ def init_main(ctx, sync):
     try:
         os.setsid()
         from .rootfs import RootfsBuilder
+        from .security.exec_guard import refuse_runtime_binary, runtime_exe_identity
+
+        runtime_identity = runtime_exe_identity()
 
         builder = RootfsBuilder(spec, ctx.rootfs, in_userns=ctx.plan.has("user"),
                                 cgroup_manager=ctx.cgroup_manager,
@@ -166,6 +169,7 @@ def init_main(ctx, sync):
         proc = spec.process
         env = build_env(proc)
         exe = find_executable(proc.args[0], env.get("PATH"), proc.cwd)
+        refuse_runtime_binary(exe, runtime_identity, proc.args[0])
         sync.send("R")
         if sync.recv()[0] != "C":
             os._exit(1)  # the runtime died before committing the state

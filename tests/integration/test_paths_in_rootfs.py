@@ -70,3 +70,50 @@ def test_no_runtime_fd_reaches_the_container(bundle, runtime):
     assert p.returncode == 0, p.stderr
     fds = sorted(int(x) for x in p.stdout.split())
     assert fds == [0, 1, 2, 3], p.stdout  # 3 is ls's own handle on /proc/self/fd
+
+
+def test_cve_2019_5736_proc_self_exe_refused(bundle, runtime):
+    """The container may not run the runtime's own binary (the host's
+    Python, which the init is) via /proc/self/exe, directly or as a
+    script's interpreter: it could reopen and overwrite it on the host."""
+    with open(os.path.join(bundle.rootfs, "evil.sh"), "w") as f:
+        f.write("#!/proc/self/exe\nprint('host interpreter ran')\n")
+    os.chmod(os.path.join(bundle.rootfs, "evil.sh"), 0o755)
+    for args in (["/proc/self/exe", "-c", "print('host interpreter ran')"], ["/evil.sh"]):
+        bundle.set_args(*args)
+        p = runtime("run", "-b", bundle.path, runtime.new_id(), check=False)
+        assert p.returncode != 0
+        assert "host interpreter ran" not in p.stdout
+        assert "CVE-2019-5736" in p.stderr
+
+
+def test_runtime_is_not_dumpable_while_creating(bundle, runtime, tmp_path):
+    """The runtime is non-dumpable before it joins the container (CVE-2019-5736
+    class).  Probe: /proc/<pid>/* of a dumpable process belong to its
+    euid/egid, of a non-dumpable one to root.  The runtime runs with
+    egid 1234, and a createRuntime hook (its child, while create waits)
+    reads the group of /proc/$PPID/environ."""
+    import subprocess
+
+    control = subprocess.Popen(["setpriv", "--regid", "1234", "--clear-groups", "sleep", "30"])
+    try:
+        import time
+        for _ in range(100):  # until setpriv has exec'd sleep
+            if open("/proc/%d/cmdline" % control.pid, "rb").read().startswith(b"sleep"):
+                break
+            time.sleep(0.01)
+        assert os.stat("/proc/%d/environ" % control.pid).st_gid == 1234  # the probe can tell
+    finally:
+        control.kill()
+        control.wait()
+    out = tmp_path / "group"
+    bundle.update(lambda c: c.setdefault("hooks", {}).update(createRuntime=[
+        {"path": "/bin/sh", "args": ["sh", "-c", "stat -c %%g /proc/$PPID/environ > %s" % out]}]))
+    cid = runtime.new_id()
+    err = tmp_path / "stderr"
+    with open(err, "w") as f:  # not a pipe: the created init keeps our stdio
+        p = subprocess.run(["setpriv", "--regid", "1234", "--clear-groups"] + runtime.cmd("create", "-b", bundle.path, cid),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=60)
+    assert p.returncode == 0, err.read_text()
+    runtime("delete", "--force", cid)
+    assert out.read_text().strip() == "0"
