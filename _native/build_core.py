@@ -34,6 +34,7 @@ ffi.cdef(
                              uint64_t attr_set, uint64_t attr_clr,
                              uint64_t propagation, uint64_t userns_fd);
     long pyrunc_keyctl_join(const char *name);
+    long pyrunc_fstatfs_type(int fd);
     int pyrunc_personality(unsigned long persona);
     int pyrunc_ioprio_set(int which, int who, int ioprio);
     int pyrunc_sched_setattr(int pid, uint32_t policy, uint64_t flags,
@@ -52,6 +53,7 @@ ffi.set_source(
     #include <unistd.h>
     #include <errno.h>
     #include <sys/mount.h>
+    #include <sys/vfs.h>
     #include <sys/prctl.h>
     #include <sys/personality.h>
     #include <sys/syscall.h>
@@ -140,6 +142,14 @@ ffi.set_source(
         struct pyrunc_mount_attr attr = { attr_set, attr_clr, propagation, userns_fd };
         return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr,
                             sizeof attr);
+    }
+
+    static long pyrunc_fstatfs_type(int fd)
+    {
+        struct statfs st;
+        if (fstatfs(fd, &st) < 0)
+            return -1;
+        return (long)st.f_type;
     }
 
     /* KEYCTL_JOIN_SESSION_KEYRING = 1 */

@@ -318,6 +318,11 @@ def check_bundle_spec(spec, plan):
         raise ConfigError("domainname: cannot set domainname without a private UTS namespace")
     if not plan.has("mount"):
         raise ConfigError("linux.namespaces: a mount namespace is required")
+    from .security.lsm import check_labels
+
+    check_labels(spec.process, spec.linux.mount_label)
+    if spec.linux.intel_rdt is not None and not os.path.isdir("/sys/fs/resctrl/info"):
+        raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (resctrl is not mounted)")
     if spec.process.capabilities is not None:
         from .security.capabilities import check
 

@@ -165,6 +165,11 @@ def join_session_keyring(name):
     return _check(lib.pyrunc_keyctl_join(_b(name) if name else ffi.NULL))
 
 
+def fstatfs_type(fd):
+    """f_type of the filesystem holding fd (e.g. PROC_SUPER_MAGIC)."""
+    return _check(lib.pyrunc_fstatfs_type(fd))
+
+
 def personality(persona):
     return _check(lib.pyrunc_personality(persona))
 

@@ -207,6 +207,8 @@ def preload_modules(spec):
     import resource  # noqa: F401  (rlimits)
 
     from .security import capabilities  # noqa: F401
+    if spec.process.apparmor_profile or spec.process.selinux_label:
+        from .security import lsm  # noqa: F401
     if spec.hooks.get("startContainer"):
         import subprocess  # noqa: F401
 
@@ -336,6 +338,10 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1):
     except OSError as e:
         raise PyruncError("process.cwd: chdir %s: %s" % (proc.cwd, e.strerror)) from None
     os.umask(user.umask if user.umask is not None else 0o022)
+    if proc.apparmor_profile or proc.selinux_label:
+        from .security.lsm import apply_exec_labels
+
+        apply_exec_labels(proc)
     if proc.no_new_privileges:
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp is not None:
