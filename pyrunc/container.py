@@ -321,6 +321,9 @@ def check_bundle_spec(spec, plan):
     from .security.lsm import check_labels
 
     check_labels(spec.process, spec.linux.mount_label)
+    from .security import process_attrs
+
+    process_attrs.check(spec.process, spec.linux)
     if spec.linux.intel_rdt is not None and not os.path.isdir("/sys/fs/resctrl/info"):
         raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (resctrl is not mounted)")
     if spec.process.capabilities is not None:

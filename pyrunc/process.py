@@ -190,7 +190,7 @@ def init_main(ctx, sync):
             from .hooks import run_hooks
 
             run_hooks("startContainer", hooks, state_doc)
-        exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=wfd)
+        exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=wfd, linux_spec=spec.linux)
     except BaseException as e:  # noqa: B902
         # Tell `start` through the fifo; if it could not even be opened,
         # the container's stderr is the only channel left.
@@ -206,7 +206,7 @@ def preload_modules(spec):
     now everything the init still needs before execve."""
     import resource  # noqa: F401  (rlimits)
 
-    from .security import capabilities  # noqa: F401
+    from .security import capabilities, process_attrs  # noqa: F401
     if spec.process.apparmor_profile or spec.process.selinux_label:
         from .security import lsm  # noqa: F401
     if spec.hooks.get("startContainer"):
@@ -304,7 +304,7 @@ def _check_exec(name, path):
         raise ExecError('exec: "%s": permission denied' % name, 126)
 
 
-def exec_process(proc, exe, env, preserve_fds, keep_fd=-1):
+def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None):
     """Drop privileges and execve, in runc's order: rlimits, close fds,
     bounding set, user, capabilities, cwd, no_new_privs, seccomp, exec."""
     import resource
@@ -314,9 +314,9 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1):
         if num is None:
             raise PyruncError("process.rlimits: unknown rlimit %s" % rl.type)
         resource.setrlimit(num, (_rlim(rl.soft), _rlim(rl.hard)))
-    if proc.oom_score_adj is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(proc.oom_score_adj))
+    from .security import process_attrs
+
+    process_attrs.apply(proc, linux_spec)
     close_fds(3 + (preserve_fds or 0), keep_fd)
     caps = proc.capabilities
     seccomp = None

@@ -1,0 +1,80 @@
+"""Process attributes applied in the init (or exec child) before execve:
+scheduler, I/O priority, CPU affinity, personality, oom_score_adj."""
+import os
+
+from ..errors import ConfigError
+
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                  "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+IOPRIO_WHO_PROCESS = 1
+
+
+def check(process, linux_spec):
+    """Refuse unknown names before anything is created."""
+    s = process.scheduler
+    if s is not None:
+        if s.policy not in SCHED_POLICIES:
+            raise ConfigError("process.scheduler.policy: unknown policy %r" % s.policy)
+        for i, f in enumerate(s.flags):
+            if f not in SCHED_FLAGS:
+                raise ConfigError("process.scheduler.flags[%d]: unknown flag %r" % (i, f))
+    io = process.io_priority
+    if io is not None and io.class_ not in IOPRIO_CLASSES:
+        raise ConfigError("process.ioPriority.class: unknown class %r" % io.class_)
+    p = linux_spec.personality
+    if p is not None:
+        if p.domain not in PERSONALITY_DOMAINS:
+            raise ConfigError("linux.personality.domain: unknown domain %r" % p.domain)
+        if p.flags:
+            raise ConfigError("linux.personality.flags: no flags are supported")
+    a = process.exec_cpu_affinity
+    if a is not None:
+        for field in ("initial", "final"):
+            if getattr(a, field):
+                parse_cpu_list(getattr(a, field), "process.execCPUAffinity." + field)
+
+
+def parse_cpu_list(text, field):
+    """'0-3,7' -> {0,1,2,3,7}."""
+    cpus = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                cpus.update(range(int(lo), int(hi) + 1))
+            elif part:
+                cpus.add(int(part))
+    except ValueError:
+        raise ConfigError("%s: invalid CPU list %r" % (field, text)) from None
+    return cpus
+
+
+def apply(process, linux_spec):
+    from .. import linux
+
+    if process.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(process.oom_score_adj))
+    s = process.scheduler
+    if s is not None:
+        flags = 0
+        for f in s.flags:
+            flags |= SCHED_FLAGS[f]
+        linux.sched_setattr(0, SCHED_POLICIES[s.policy], flags, s.nice, s.priority,
+                            s.runtime, s.deadline, s.period)
+    io = process.io_priority
+    if io is not None:
+        linux.ioprio_set(IOPRIO_WHO_PROCESS, 0, (IOPRIO_CLASSES[io.class_] << 13) | io.priority)
+    a = process.exec_cpu_affinity
+    if a is not None and a.final:
+        os.sched_setaffinity(0, parse_cpu_list(a.final, "process.execCPUAffinity.final"))
+    p = linux_spec.personality if linux_spec is not None else None
+    if p is not None:
+        linux.personality(PERSONALITY_DOMAINS[p.domain])
