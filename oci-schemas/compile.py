@@ -42,16 +42,18 @@ SUPPORTED = {
     "pattern", "minLength", "maxLength", "required", "properties", "patternProperties",
     "additionalProperties", "items", "minItems", "maxItems", "allOf", "anyOf",
 }
+# Exact classes: documents come from a JSON parser (dict, list, str, int,
+# float, bool, None), and `x.__class__ is str` is both faster and smaller
+# than isinstance().  bool is not an integer, as in jsonschema.
 TYPE_TESTS = {
-    "string": "isinstance({v}, str)",
-    "integer": "({v}.__class__ is int or (isinstance({v}, int) and not isinstance({v}, bool)))",
-    "number": "(isinstance({v}, (int, float)) and not isinstance({v}, bool))",
-    "boolean": "({v} is True or {v} is False)",
-    "object": "isinstance({v}, dict)",
-    "array": "isinstance({v}, list)",
+    "string": "{v}.__class__ is str",
+    "integer": "{v}.__class__ is int",
+    "number": "({v}.__class__ is int or {v}.__class__ is float)",
+    "boolean": "{v}.__class__ is bool",
+    "object": "{v}.__class__ is dict",
+    "array": "{v}.__class__ is list",
     "null": "{v} is None",
 }
-
 
 class SchemaError(Exception):
     pass
@@ -355,7 +357,7 @@ class Compiler:
     def __init__(self, docs):
         self.docs = docs
         self.functions = {}   # (file, pointer) -> function name
-        self.bodies = []      # emitted function sources, in order
+        self.bodies = {}      # function name -> source, in discovery order
         self.pending = []     # (file, pointer) whose function is not emitted yet
         self.patterns = {}    # pattern -> helper name
         self.pattern_defs = []
@@ -395,6 +397,18 @@ class Compiler:
                               "items", "minItems", "maxItems", "allOf", "anyOf"}:
             return True
         return False
+
+    @staticmethod
+    def is_trivial(schema):
+        """A bare type test: cheaper inline than as a call.  Anything more
+        gets a function, shared by its users: the module's size is its
+        import time, which every verb pays."""
+        return not set(schema) - ANNOTATIONS - {"type"}
+
+    @staticmethod
+    def is_trivial(schema):
+        """Only a type test: as cheap inline as the call would be."""
+        return not set(schema) - ANNOTATIONS - {"type"}
 
     def function_for(self, file, pointer):
         file, pointer, _ = self.node(file, pointer)
@@ -458,15 +472,19 @@ class Compiler:
         """Append to `out` lines that return an error list if `var` (whose
         path segment within the current function is the expression `seg`, or
         None for the function's own argument) violates the node."""
-        file, pointer, schema = self.node(file, pointer)
-        if not self.is_simple(schema):
-            fn = self.function_for(file, pointer)
+        real_file, real_pointer, schema = self.node(file, pointer)
+        via_ref = (real_file, real_pointer) != (file, pointer)
+        # Inline a bare type test, or scalar rules written in place; call a
+        # function for the rest (shared by every $ref to it).
+        if not (self.is_trivial(schema) or (self.is_simple(schema) and not via_ref)):
+            fn = self.function_for(real_file, real_pointer)
             out.append(ind + "e = %s(%s)" % (fn, var))
             out.append(ind + "if e is not None:")
-            if seg is not None:
-                out.append(ind + "    e.append(%s)" % seg)
-            out.append(ind + "    return e")
+            out.append(ind + ("    return e" if seg is None else "    return _at(e, %s)" % seg))
             return
+        if not var.isidentifier():
+            out.append(ind + "v = " + var)
+            var = "v"
         self.scalar_rules(schema, var, seg, out, ind)
 
     def type_rule(self, schema, var, seg, out, ind):
@@ -555,9 +573,8 @@ class Compiler:
         props = schema.get("properties", {})
         for name in props:
             sub = "%s/properties/%s" % (pointer, name.replace("~", "~0").replace("/", "~1"))
-            out.append(ind + "v = x.get(%r, _NO)" % name)
-            out.append(ind + "if v is not _NO:")
-            self.check(file, sub, "v", repr(name), out, ind + "    ")
+            out.append(ind + "if %r in x:" % name)
+            self.check(file, sub, "x[%r]" % name, repr(name), out, ind + "    ")
         patterns = schema.get("patternProperties", {})
         extra = schema.get("additionalProperties", True)
         if not patterns and extra is True:
@@ -639,7 +656,7 @@ class Compiler:
             self.array_rules(file, pointer, schema, types, out)
             self.combinator_rules(file, pointer, schema, out)
         out.append("    return None")
-        self.bodies.append("\n".join(out) + "\n")
+        self.bodies[name] = "\n".join(out) + "\n"
 
     def generate(self, entry_points=ENTRY_POINTS):
         exports = [(name, self.function_for(file, pointer)) for name, file, pointer in entry_points]
@@ -660,7 +677,7 @@ class Compiler:
         if self.constant_defs:
             parts.append("\n".join(self.constant_defs) + "\n")
         parts.extend(self.pattern_defs)
-        parts.extend(self.bodies)
+        parts.extend(self.bodies.values())
         parts.append("\n".join("%s = %s" % pair for pair in exports) + "\n")
         return "\n\n".join(p.rstrip("\n") + "\n" for p in parts)
 
@@ -673,13 +690,16 @@ HEADER = '''\
 Each returns None for a valid instance, else [message, innermost path
 segment, ..., outermost]; pyrunc.validate turns that into one line.
 """
-_NO = object()
-
-
 def _r(x):
     """repr for messages, kept to one short line."""
     s = repr(x)
     return s if len(s) <= 200 else s[:180] + "...(truncated)"
+
+
+def _at(e, seg):
+    """Prefix an error's path with the caller's segment."""
+    e.append(seg)
+    return e
 
 
 def _extra(x, known):

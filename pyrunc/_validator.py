@@ -5,13 +5,16 @@
 Each returns None for a valid instance, else [message, innermost path
 segment, ..., outermost]; pyrunc.validate turns that into one line.
 """
-_NO = object()
-
-
 def _r(x):
     """repr for messages, kept to one short line."""
     s = repr(x)
     return s if len(s) <= 200 else s[:180] + "...(truncated)"
+
+
+def _at(e, seg):
+    """Prefix an error's path with the caller's segment."""
+    e.append(seg)
+    return e
 
 
 def _extra(x, known):
@@ -41,19 +44,19 @@ _C1 = frozenset(('created', 'creating', 'running', 'stopped'))
 _C2 = frozenset(('private', 'shared', 'slave', 'unbindable'))
 _C3 = frozenset(('SCHED_BATCH', 'SCHED_DEADLINE', 'SCHED_FIFO', 'SCHED_IDLE', 'SCHED_ISO', 'SCHED_OTHER', 'SCHED_RR'))
 _C4 = ('IOPRIO_CLASS_RT', 'IOPRIO_CLASS_BE', 'IOPRIO_CLASS_IDLE')
-_C5 = frozenset(('SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY', 'SCMP_ACT_TRACE', 'SCMP_ACT_TRAP'))
-_C6 = frozenset(('MPOL_BIND', 'MPOL_DEFAULT', 'MPOL_INTERLEAVE', 'MPOL_LOCAL', 'MPOL_PREFERRED', 'MPOL_PREFERRED_MANY', 'MPOL_WEIGHTED_INTERLEAVE'))
-_C7 = ('LINUX', 'LINUX32')
-_C8 = frozenset(('qcow2', 'raw', 'vdi', 'vhd', 'vmdk'))
-_C9 = ('new', 'inherit')
-_C10 = ('disable', 'new', 'inherit')
-_C11 = frozenset(('SCHED_FLAG_DL_OVERRUN', 'SCHED_FLAG_KEEP_PARAMS', 'SCHED_FLAG_KEEP_POLICY', 'SCHED_FLAG_RECLAIM', 'SCHED_FLAG_RESET_ON_FORK', 'SCHED_FLAG_UTIL_CLAMP_MAX', 'SCHED_FLAG_UTIL_CLAMP_MIN'))
-_C12 = frozenset(('cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts'))
-_C13 = frozenset(('SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_RISCV64', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_X32', 'SCMP_ARCH_X86', 'SCMP_ARCH_X86_64'))
-_C14 = frozenset(('SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'))
-_C15 = ('MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES')
-_C16 = ('class',)
-_C17 = frozenset(('ipc', 'mount', 'pid', 'uts'))
+_C5 = frozenset(('MPOL_BIND', 'MPOL_DEFAULT', 'MPOL_INTERLEAVE', 'MPOL_LOCAL', 'MPOL_PREFERRED', 'MPOL_PREFERRED_MANY', 'MPOL_WEIGHTED_INTERLEAVE'))
+_C6 = ('LINUX', 'LINUX32')
+_C7 = frozenset(('qcow2', 'raw', 'vdi', 'vhd', 'vmdk'))
+_C8 = frozenset(('SCHED_FLAG_DL_OVERRUN', 'SCHED_FLAG_KEEP_PARAMS', 'SCHED_FLAG_KEEP_POLICY', 'SCHED_FLAG_RECLAIM', 'SCHED_FLAG_RESET_ON_FORK', 'SCHED_FLAG_UTIL_CLAMP_MAX', 'SCHED_FLAG_UTIL_CLAMP_MIN'))
+_C9 = frozenset(('SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY', 'SCMP_ACT_TRACE', 'SCMP_ACT_TRAP'))
+_C10 = ('MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES')
+_C11 = ('class',)
+_C12 = frozenset(('ipc', 'mount', 'pid', 'uts'))
+_C13 = ('new', 'inherit')
+_C14 = ('disable', 'new', 'inherit')
+_C15 = frozenset(('cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts'))
+_C16 = frozenset(('SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_RISCV64', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_X32', 'SCMP_ARCH_X86', 'SCMP_ARCH_X86_64'))
+_C17 = frozenset(('SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'))
 _C18 = frozenset(('SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_LE', 'SCMP_CMP_LT', 'SCMP_CMP_MASKED_EQ', 'SCMP_CMP_NE'))
 
 
@@ -102,22 +105,7 @@ def _p1(s):
     return _dfa_end(_T1, s)
 
 
-_T2 = (  # '^[0-9, -]*$'
-    {' ': 0, ',': 0, '-': 0, '0': 0, '1': 0, '2': 0, '3': 0, '4': 0, '5': 0, '6': 0, '7': 0, '8': 0, '9': 0},
-    1,
-    (
-        (1, -1),
-        (1, -1),
-    ),
-    (True, True),
-)
-
-
-def _p2(s):
-    return _dfa_end(_T2, s)
-
-
-_T3 = (  # '^MB:[^\\n]*$'
+_T2 = (  # '^MB:[^\\n]*$'
     {'\n': 0, ':': 1, 'B': 2, 'M': 3},
     4,
     (
@@ -131,11 +119,11 @@ _T3 = (  # '^MB:[^\\n]*$'
 )
 
 
-def _p3(s):
-    return _dfa_end(_T3, s)
+def _p2(s):
+    return _dfa_end(_T2, s)
 
 
-_T4 = (  # '^RLIMIT_[A-Z]+$'
+_T3 = (  # '^RLIMIT_[A-Z]+$'
     {'A': 0, 'B': 0, 'C': 0, 'D': 0, 'E': 0, 'F': 0, 'G': 0, 'H': 0, 'I': 1, 'J': 0, 'K': 0, 'L': 2, 'M': 3, 'N': 0, 'O': 0, 'P': 0, 'Q': 0, 'R': 4, 'S': 0, 'T': 5, 'U': 0, 'V': 0, 'W': 0, 'X': 0, 'Y': 0, 'Z': 0, '_': 6},
     7,
     (
@@ -151,6 +139,21 @@ _T4 = (  # '^RLIMIT_[A-Z]+$'
         (9, 9, 9, 9, 9, 9, -1, -1),
     ),
     (False, False, False, False, False, False, False, False, True, True),
+)
+
+
+def _p3(s):
+    return _dfa_end(_T3, s)
+
+
+_T4 = (  # '^[0-9, -]*$'
+    {' ': 0, ',': 0, '-': 0, '0': 0, '1': 0, '2': 0, '3': 0, '4': 0, '5': 0, '6': 0, '7': 0, '8': 0, '9': 0},
+    1,
+    (
+        (1, -1),
+        (1, -1),
+    ),
+    (True, True),
 )
 
 
@@ -213,187 +216,145 @@ def _p7(s):
 
 def _config(x):
     # config.schema.json#/
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'ociVersion' not in x:
         return ["'ociVersion' is a required property"]
-    v = x.get('ociVersion', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'ociVersion']
-        if not _p1(v):
-            return [_r(v) + " does not match '^(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\\\+[0-9A-Za-z-]+(\\\\.[0-9A-Za-z-]+)*)?$'", 'ociVersion']
-    v = x.get('root', _NO)
-    if v is not _NO:
-        e = _config_root(v)
+    if 'ociVersion' in x:
+        e = _types_ociVersion(x['ociVersion'])
         if e is not None:
-            e.append('root')
-            return e
-    v = x.get('mounts', _NO)
-    if v is not _NO:
-        e = _config_mounts(v)
+            return _at(e, 'ociVersion')
+    if 'root' in x:
+        e = _config_root(x['root'])
         if e is not None:
-            e.append('mounts')
-            return e
-    v = x.get('process', _NO)
-    if v is not _NO:
-        e = _config_process(v)
+            return _at(e, 'root')
+    if 'mounts' in x:
+        e = _config_mounts(x['mounts'])
         if e is not None:
-            e.append('process')
-            return e
-    v = x.get('hostname', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'mounts')
+    if 'process' in x:
+        e = _config_process(x['process'])
+        if e is not None:
+            return _at(e, 'process')
+    if 'hostname' in x:
+        v = x['hostname']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'hostname']
-    v = x.get('domainname', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'domainname' in x:
+        v = x['domainname']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'domainname']
-    v = x.get('hooks', _NO)
-    if v is not _NO:
-        e = _config_hooks(v)
+    if 'hooks' in x:
+        e = _config_hooks(x['hooks'])
         if e is not None:
-            e.append('hooks')
-            return e
-    v = x.get('annotations', _NO)
-    if v is not _NO:
-        e = _types_stringMap(v)
+            return _at(e, 'hooks')
+    if 'annotations' in x:
+        e = _types_stringMap(x['annotations'])
         if e is not None:
-            e.append('annotations')
-            return e
-    v = x.get('linux', _NO)
-    if v is not _NO:
-        e = _linux_linux(v)
+            return _at(e, 'annotations')
+    if 'linux' in x:
+        e = _linux_linux(x['linux'])
         if e is not None:
-            e.append('linux')
-            return e
-    v = x.get('solaris', _NO)
-    if v is not _NO:
-        e = _platforms_solaris(v)
+            return _at(e, 'linux')
+    if 'solaris' in x:
+        e = _platforms_solaris(x['solaris'])
         if e is not None:
-            e.append('solaris')
-            return e
-    v = x.get('windows', _NO)
-    if v is not _NO:
-        e = _platforms_windows(v)
+            return _at(e, 'solaris')
+    if 'windows' in x:
+        e = _platforms_windows(x['windows'])
         if e is not None:
-            e.append('windows')
-            return e
-    v = x.get('vm', _NO)
-    if v is not _NO:
-        e = _platforms_vm(v)
+            return _at(e, 'windows')
+    if 'vm' in x:
+        e = _platforms_vm(x['vm'])
         if e is not None:
-            e.append('vm')
-            return e
-    v = x.get('zos', _NO)
-    if v is not _NO:
-        e = _platforms_zos(v)
+            return _at(e, 'vm')
+    if 'zos' in x:
+        e = _platforms_zos(x['zos'])
         if e is not None:
-            e.append('zos')
-            return e
-    v = x.get('freebsd', _NO)
-    if v is not _NO:
-        e = _platforms_freebsd(v)
+            return _at(e, 'zos')
+    if 'freebsd' in x:
+        e = _platforms_freebsd(x['freebsd'])
         if e is not None:
-            e.append('freebsd')
-            return e
+            return _at(e, 'freebsd')
     return None
 
 
 def _config_process(x):
     # config.schema.json#/definitions/process
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'cwd' not in x:
         return ["'cwd' is a required property"]
-    v = x.get('terminal', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'terminal' in x:
+        v = x['terminal']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'terminal']
-    v = x.get('consoleSize', _NO)
-    if v is not _NO:
-        e = _config_process_consoleSize(v)
+    if 'consoleSize' in x:
+        e = _config_process_consoleSize(x['consoleSize'])
         if e is not None:
-            e.append('consoleSize')
-            return e
-    v = x.get('cwd', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'consoleSize')
+    if 'cwd' in x:
+        v = x['cwd']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'cwd']
-    v = x.get('env', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'env' in x:
+        e = _types_strings(x['env'])
         if e is not None:
-            e.append('env')
-            return e
-    v = x.get('args', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'env')
+    if 'args' in x:
+        e = _types_strings(x['args'])
         if e is not None:
-            e.append('args')
-            return e
-    v = x.get('commandLine', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'args')
+    if 'commandLine' in x:
+        v = x['commandLine']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'commandLine']
-    v = x.get('user', _NO)
-    if v is not _NO:
-        e = _config_user(v)
+    if 'user' in x:
+        e = _config_user(x['user'])
         if e is not None:
-            e.append('user')
-            return e
-    v = x.get('capabilities', _NO)
-    if v is not _NO:
-        e = _config_capabilities(v)
+            return _at(e, 'user')
+    if 'capabilities' in x:
+        e = _config_capabilities(x['capabilities'])
         if e is not None:
-            e.append('capabilities')
-            return e
-    v = x.get('rlimits', _NO)
-    if v is not _NO:
-        e = _config_process_rlimits(v)
+            return _at(e, 'capabilities')
+    if 'rlimits' in x:
+        e = _config_process_rlimits(x['rlimits'])
         if e is not None:
-            e.append('rlimits')
-            return e
-    v = x.get('noNewPrivileges', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+            return _at(e, 'rlimits')
+    if 'noNewPrivileges' in x:
+        v = x['noNewPrivileges']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'noNewPrivileges']
-    v = x.get('apparmorProfile', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'apparmorProfile' in x:
+        v = x['apparmorProfile']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'apparmorProfile']
-    v = x.get('oomScoreAdj', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
+    if 'oomScoreAdj' in x:
+        v = x['oomScoreAdj']
+        if not (v.__class__ is int):
             return [_r(v) + " is not of type 'integer'", 'oomScoreAdj']
-    v = x.get('selinuxLabel', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'selinuxLabel' in x:
+        v = x['selinuxLabel']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'selinuxLabel']
-    v = x.get('scheduler', _NO)
-    if v is not _NO:
-        e = _config_scheduler(v)
+    if 'scheduler' in x:
+        e = _config_scheduler(x['scheduler'])
         if e is not None:
-            e.append('scheduler')
-            return e
-    v = x.get('ioPriority', _NO)
-    if v is not _NO:
-        e = _config_ioPriority(v)
+            return _at(e, 'scheduler')
+    if 'ioPriority' in x:
+        e = _config_ioPriority(x['ioPriority'])
         if e is not None:
-            e.append('ioPriority')
-            return e
-    v = x.get('execCPUAffinity', _NO)
-    if v is not _NO:
-        e = _config_process_execCPUAffinity(v)
+            return _at(e, 'ioPriority')
+    if 'execCPUAffinity' in x:
+        e = _config_process_execCPUAffinity(x['execCPUAffinity'])
         if e is not None:
-            e.append('execCPUAffinity')
-            return e
+            return _at(e, 'execCPUAffinity')
     return None
 
 
 def _state(x):
     # state.schema.json#/
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'ociVersion' not in x:
         return ["'ociVersion' is a required property"]
@@ -403,1393 +364,1142 @@ def _state(x):
         return ["'status' is a required property"]
     if 'bundle' not in x:
         return ["'bundle' is a required property"]
-    v = x.get('ociVersion', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'ociVersion']
-        if not _p1(v):
-            return [_r(v) + " does not match '^(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\\\+[0-9A-Za-z-]+(\\\\.[0-9A-Za-z-]+)*)?$'", 'ociVersion']
-    v = x.get('id', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'ociVersion' in x:
+        e = _types_ociVersion(x['ociVersion'])
+        if e is not None:
+            return _at(e, 'ociVersion')
+    if 'id' in x:
+        v = x['id']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'id']
-    v = x.get('status', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'status' in x:
+        v = x['status']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'status']
         if not (v in _C1):
             return [_r(v) + " is not one of ['creating', 'created', 'running', 'stopped']", 'status']
-    v = x.get('pid', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
+    if 'pid' in x:
+        v = x['pid']
+        if not (v.__class__ is int):
             return [_r(v) + " is not of type 'integer'", 'pid']
         if v < 0:
             return [_r(v) + ' is less than the minimum of 0', 'pid']
-    v = x.get('bundle', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'bundle' in x:
+        v = x['bundle']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'bundle']
-    v = x.get('annotations', _NO)
-    if v is not _NO:
-        e = _types_stringMap(v)
+    if 'annotations' in x:
+        e = _types_stringMap(x['annotations'])
         if e is not None:
-            e.append('annotations')
-            return e
+            return _at(e, 'annotations')
     return None
 
 
 def _features(x):
     # features.schema.json#/
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'ociVersionMin' not in x:
         return ["'ociVersionMin' is a required property"]
     if 'ociVersionMax' not in x:
         return ["'ociVersionMax' is a required property"]
-    v = x.get('ociVersionMin', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'ociVersionMin']
-        if not _p1(v):
-            return [_r(v) + " does not match '^(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\\\+[0-9A-Za-z-]+(\\\\.[0-9A-Za-z-]+)*)?$'", 'ociVersionMin']
-    v = x.get('ociVersionMax', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'ociVersionMax']
-        if not _p1(v):
-            return [_r(v) + " does not match '^(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\\\+[0-9A-Za-z-]+(\\\\.[0-9A-Za-z-]+)*)?$'", 'ociVersionMax']
-    v = x.get('hooks', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'ociVersionMin' in x:
+        e = _types_ociVersion(x['ociVersionMin'])
         if e is not None:
-            e.append('hooks')
-            return e
-    v = x.get('mountOptions', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'ociVersionMin')
+    if 'ociVersionMax' in x:
+        e = _types_ociVersion(x['ociVersionMax'])
         if e is not None:
-            e.append('mountOptions')
-            return e
-    v = x.get('annotations', _NO)
-    if v is not _NO:
-        e = _types_stringMap(v)
+            return _at(e, 'ociVersionMax')
+    if 'hooks' in x:
+        e = _types_strings(x['hooks'])
         if e is not None:
-            e.append('annotations')
-            return e
-    v = x.get('potentiallyUnsafeConfigAnnotations', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'hooks')
+    if 'mountOptions' in x:
+        e = _types_strings(x['mountOptions'])
         if e is not None:
-            e.append('potentiallyUnsafeConfigAnnotations')
-            return e
-    v = x.get('linux', _NO)
-    if v is not _NO:
-        e = _features_linux(v)
+            return _at(e, 'mountOptions')
+    if 'annotations' in x:
+        e = _types_stringMap(x['annotations'])
         if e is not None:
-            e.append('linux')
-            return e
+            return _at(e, 'annotations')
+    if 'potentiallyUnsafeConfigAnnotations' in x:
+        e = _types_strings(x['potentiallyUnsafeConfigAnnotations'])
+        if e is not None:
+            return _at(e, 'potentiallyUnsafeConfigAnnotations')
+    if 'linux' in x:
+        e = _features_linux(x['linux'])
+        if e is not None:
+            return _at(e, 'linux')
+    return None
+
+
+def _types_ociVersion(x):
+    # types.json#/definitions/ociVersion
+    if not (x.__class__ is str):
+        return [_r(x) + " is not of type 'string'"]
+    if not _p1(x):
+        return [_r(x) + " does not match '^(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\\\+[0-9A-Za-z-]+(\\\\.[0-9A-Za-z-]+)*)?$'"]
     return None
 
 
 def _config_root(x):
     # config.schema.json#/definitions/root
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'path' not in x:
         return ["'path' is a required property"]
-    v = x.get('path', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'path' in x:
+        v = x['path']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'path']
-    v = x.get('readonly', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'readonly' in x:
+        v = x['readonly']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'readonly']
     return None
 
 
 def _config_mounts(x):
     # config.schema.json#/properties/mounts
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _types_mount(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _config_hooks(x):
     # config.schema.json#/definitions/hooks
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('prestart', _NO)
-    if v is not _NO:
-        e = _types_hooks(v)
+    if 'prestart' in x:
+        e = _types_hooks(x['prestart'])
         if e is not None:
-            e.append('prestart')
-            return e
-    v = x.get('createRuntime', _NO)
-    if v is not _NO:
-        e = _types_hooks(v)
+            return _at(e, 'prestart')
+    if 'createRuntime' in x:
+        e = _types_hooks(x['createRuntime'])
         if e is not None:
-            e.append('createRuntime')
-            return e
-    v = x.get('createContainer', _NO)
-    if v is not _NO:
-        e = _types_hooks(v)
+            return _at(e, 'createRuntime')
+    if 'createContainer' in x:
+        e = _types_hooks(x['createContainer'])
         if e is not None:
-            e.append('createContainer')
-            return e
-    v = x.get('startContainer', _NO)
-    if v is not _NO:
-        e = _types_hooks(v)
+            return _at(e, 'createContainer')
+    if 'startContainer' in x:
+        e = _types_hooks(x['startContainer'])
         if e is not None:
-            e.append('startContainer')
-            return e
-    v = x.get('poststart', _NO)
-    if v is not _NO:
-        e = _types_hooks(v)
+            return _at(e, 'startContainer')
+    if 'poststart' in x:
+        e = _types_hooks(x['poststart'])
         if e is not None:
-            e.append('poststart')
-            return e
-    v = x.get('poststop', _NO)
-    if v is not _NO:
-        e = _types_hooks(v)
+            return _at(e, 'poststart')
+    if 'poststop' in x:
+        e = _types_hooks(x['poststop'])
         if e is not None:
-            e.append('poststop')
-            return e
+            return _at(e, 'poststop')
     return None
 
 
 def _types_stringMap(x):
     # types.json#/definitions/stringMap
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     for k, v in x.items():
-        if not (isinstance(v, str)):
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", k]
     return None
 
 
 def _linux_linux(x):
     # linux.schema.json#/definitions/linux
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('namespaces', _NO)
-    if v is not _NO:
-        e = _linux_linux_namespaces(v)
+    if 'namespaces' in x:
+        e = _linux_linux_namespaces(x['namespaces'])
         if e is not None:
-            e.append('namespaces')
-            return e
-    v = x.get('uidMappings', _NO)
-    if v is not _NO:
-        e = _types_idMappings(v)
+            return _at(e, 'namespaces')
+    if 'uidMappings' in x:
+        e = _types_idMappings(x['uidMappings'])
         if e is not None:
-            e.append('uidMappings')
-            return e
-    v = x.get('gidMappings', _NO)
-    if v is not _NO:
-        e = _types_idMappings(v)
+            return _at(e, 'uidMappings')
+    if 'gidMappings' in x:
+        e = _types_idMappings(x['gidMappings'])
         if e is not None:
-            e.append('gidMappings')
-            return e
-    v = x.get('timeOffsets', _NO)
-    if v is not _NO:
-        e = _linux_linux_timeOffsets(v)
+            return _at(e, 'gidMappings')
+    if 'timeOffsets' in x:
+        e = _linux_linux_timeOffsets(x['timeOffsets'])
         if e is not None:
-            e.append('timeOffsets')
-            return e
-    v = x.get('devices', _NO)
-    if v is not _NO:
-        e = _linux_linux_devices(v)
+            return _at(e, 'timeOffsets')
+    if 'devices' in x:
+        e = _linux_linux_devices(x['devices'])
         if e is not None:
-            e.append('devices')
-            return e
-    v = x.get('netDevices', _NO)
-    if v is not _NO:
-        e = _linux_linux_netDevices(v)
+            return _at(e, 'devices')
+    if 'netDevices' in x:
+        e = _linux_linux_netDevices(x['netDevices'])
         if e is not None:
-            e.append('netDevices')
-            return e
-    v = x.get('cgroupsPath', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'netDevices')
+    if 'cgroupsPath' in x:
+        v = x['cgroupsPath']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'cgroupsPath']
-    v = x.get('resources', _NO)
-    if v is not _NO:
-        e = _linux_resources(v)
+    if 'resources' in x:
+        e = _linux_resources(x['resources'])
         if e is not None:
-            e.append('resources')
-            return e
-    v = x.get('rootfsPropagation', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'resources')
+    if 'rootfsPropagation' in x:
+        v = x['rootfsPropagation']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'rootfsPropagation']
         if not (v in _C2):
             return [_r(v) + " is not one of ['private', 'shared', 'slave', 'unbindable']", 'rootfsPropagation']
-    v = x.get('seccomp', _NO)
-    if v is not _NO:
-        e = _linux_seccomp(v)
+    if 'seccomp' in x:
+        e = _linux_seccomp(x['seccomp'])
         if e is not None:
-            e.append('seccomp')
-            return e
-    v = x.get('sysctl', _NO)
-    if v is not _NO:
-        e = _types_stringMap(v)
+            return _at(e, 'seccomp')
+    if 'sysctl' in x:
+        e = _types_stringMap(x['sysctl'])
         if e is not None:
-            e.append('sysctl')
-            return e
-    v = x.get('maskedPaths', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'sysctl')
+    if 'maskedPaths' in x:
+        e = _types_strings(x['maskedPaths'])
         if e is not None:
-            e.append('maskedPaths')
-            return e
-    v = x.get('readonlyPaths', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'maskedPaths')
+    if 'readonlyPaths' in x:
+        e = _types_strings(x['readonlyPaths'])
         if e is not None:
-            e.append('readonlyPaths')
-            return e
-    v = x.get('mountLabel', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'readonlyPaths')
+    if 'mountLabel' in x:
+        v = x['mountLabel']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'mountLabel']
-    v = x.get('intelRdt', _NO)
-    if v is not _NO:
-        e = _linux_intelRdt(v)
+    if 'intelRdt' in x:
+        e = _linux_intelRdt(x['intelRdt'])
         if e is not None:
-            e.append('intelRdt')
-            return e
-    v = x.get('memoryPolicy', _NO)
-    if v is not _NO:
-        e = _linux_memoryPolicy(v)
+            return _at(e, 'intelRdt')
+    if 'memoryPolicy' in x:
+        e = _linux_memoryPolicy(x['memoryPolicy'])
         if e is not None:
-            e.append('memoryPolicy')
-            return e
-    v = x.get('personality', _NO)
-    if v is not _NO:
-        e = _linux_personality(v)
+            return _at(e, 'memoryPolicy')
+    if 'personality' in x:
+        e = _linux_personality(x['personality'])
         if e is not None:
-            e.append('personality')
-            return e
+            return _at(e, 'personality')
     return None
 
 
 def _platforms_solaris(x):
     # platforms.schema.json#/definitions/solaris
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('milestone', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'milestone' in x:
+        v = x['milestone']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'milestone']
-    v = x.get('limitpriv', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'limitpriv' in x:
+        v = x['limitpriv']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'limitpriv']
-    v = x.get('maxShmMemory', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'maxShmMemory' in x:
+        v = x['maxShmMemory']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'maxShmMemory']
-    v = x.get('cappedCPU', _NO)
-    if v is not _NO:
-        e = _platforms_solaris_cappedCPU(v)
+    if 'cappedCPU' in x:
+        e = _platforms_solaris_cappedCPU(x['cappedCPU'])
         if e is not None:
-            e.append('cappedCPU')
-            return e
-    v = x.get('cappedMemory', _NO)
-    if v is not _NO:
-        e = _platforms_solaris_cappedMemory(v)
+            return _at(e, 'cappedCPU')
+    if 'cappedMemory' in x:
+        e = _platforms_solaris_cappedMemory(x['cappedMemory'])
         if e is not None:
-            e.append('cappedMemory')
-            return e
-    v = x.get('anet', _NO)
-    if v is not _NO:
-        e = _platforms_solaris_anet(v)
+            return _at(e, 'cappedMemory')
+    if 'anet' in x:
+        e = _platforms_solaris_anet(x['anet'])
         if e is not None:
-            e.append('anet')
-            return e
+            return _at(e, 'anet')
     return None
 
 
 def _platforms_windows(x):
     # platforms.schema.json#/definitions/windows
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'layerFolders' not in x:
         return ["'layerFolders' is a required property"]
-    v = x.get('layerFolders', _NO)
-    if v is not _NO:
-        e = _platforms_windows_layerFolders(v)
+    if 'layerFolders' in x:
+        e = _platforms_windows_layerFolders(x['layerFolders'])
         if e is not None:
-            e.append('layerFolders')
-            return e
-    v = x.get('devices', _NO)
-    if v is not _NO:
-        e = _platforms_windows_devices(v)
+            return _at(e, 'layerFolders')
+    if 'devices' in x:
+        e = _platforms_windows_devices(x['devices'])
         if e is not None:
-            e.append('devices')
-            return e
-    v = x.get('resources', _NO)
-    if v is not _NO:
-        e = _platforms_windows_resources(v)
+            return _at(e, 'devices')
+    if 'resources' in x:
+        e = _platforms_windows_resources(x['resources'])
         if e is not None:
-            e.append('resources')
-            return e
-    v = x.get('network', _NO)
-    if v is not _NO:
-        e = _platforms_windows_network(v)
+            return _at(e, 'resources')
+    if 'network' in x:
+        e = _platforms_windows_network(x['network'])
         if e is not None:
-            e.append('network')
-            return e
-    v = x.get('credentialSpec', _NO)
-    if v is not _NO:
-        if not (isinstance(v, dict)):
+            return _at(e, 'network')
+    if 'credentialSpec' in x:
+        v = x['credentialSpec']
+        if not (v.__class__ is dict):
             return [_r(v) + " is not of type 'object'", 'credentialSpec']
-    v = x.get('servicing', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'servicing' in x:
+        v = x['servicing']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'servicing']
-    v = x.get('ignoreFlushesDuringBoot', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'ignoreFlushesDuringBoot' in x:
+        v = x['ignoreFlushesDuringBoot']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'ignoreFlushesDuringBoot']
-    v = x.get('hyperv', _NO)
-    if v is not _NO:
-        e = _platforms_windows_hyperv(v)
+    if 'hyperv' in x:
+        e = _platforms_windows_hyperv(x['hyperv'])
         if e is not None:
-            e.append('hyperv')
-            return e
+            return _at(e, 'hyperv')
     return None
 
 
 def _platforms_vm(x):
     # platforms.schema.json#/definitions/vm
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'kernel' not in x:
         return ["'kernel' is a required property"]
-    v = x.get('hypervisor', _NO)
-    if v is not _NO:
-        e = _platforms_vm_hypervisor(v)
+    if 'hypervisor' in x:
+        e = _platforms_vm_hypervisor(x['hypervisor'])
         if e is not None:
-            e.append('hypervisor')
-            return e
-    v = x.get('kernel', _NO)
-    if v is not _NO:
-        e = _platforms_vm_kernel(v)
+            return _at(e, 'hypervisor')
+    if 'kernel' in x:
+        e = _platforms_vm_kernel(x['kernel'])
         if e is not None:
-            e.append('kernel')
-            return e
-    v = x.get('image', _NO)
-    if v is not _NO:
-        e = _platforms_vm_image(v)
+            return _at(e, 'kernel')
+    if 'image' in x:
+        e = _platforms_vm_image(x['image'])
         if e is not None:
-            e.append('image')
-            return e
-    v = x.get('hwConfig', _NO)
-    if v is not _NO:
-        e = _platforms_vm_hwConfig(v)
+            return _at(e, 'image')
+    if 'hwConfig' in x:
+        e = _platforms_vm_hwConfig(x['hwConfig'])
         if e is not None:
-            e.append('hwConfig')
-            return e
+            return _at(e, 'hwConfig')
     return None
 
 
 def _platforms_zos(x):
     # platforms.schema.json#/definitions/zos
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('namespaces', _NO)
-    if v is not _NO:
-        e = _platforms_zos_namespaces(v)
+    if 'namespaces' in x:
+        e = _platforms_zos_namespaces(x['namespaces'])
         if e is not None:
-            e.append('namespaces')
-            return e
+            return _at(e, 'namespaces')
     return None
 
 
 def _platforms_freebsd(x):
     # platforms.schema.json#/definitions/freebsd
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('devices', _NO)
-    if v is not _NO:
-        e = _platforms_freebsd_devices(v)
+    if 'devices' in x:
+        e = _platforms_freebsd_devices(x['devices'])
         if e is not None:
-            e.append('devices')
-            return e
-    v = x.get('jail', _NO)
-    if v is not _NO:
-        e = _platforms_jail(v)
+            return _at(e, 'devices')
+    if 'jail' in x:
+        e = _platforms_jail(x['jail'])
         if e is not None:
-            e.append('jail')
-            return e
+            return _at(e, 'jail')
     return None
 
 
 def _config_process_consoleSize(x):
     # config.schema.json#/definitions/process/properties/consoleSize
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'height' not in x:
         return ["'height' is a required property"]
     if 'width' not in x:
         return ["'width' is a required property"]
-    v = x.get('height', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'height']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'height']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'height']
-    v = x.get('width', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'width']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'width']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'width']
+    if 'height' in x:
+        e = _types_uint64(x['height'])
+        if e is not None:
+            return _at(e, 'height')
+    if 'width' in x:
+        e = _types_uint64(x['width'])
+        if e is not None:
+            return _at(e, 'width')
     return None
 
 
 def _types_strings(x):
     # types.json#/definitions/strings
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", i]
     return None
 
 
 def _config_user(x):
     # config.schema.json#/definitions/user
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('uid', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'uid']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'uid']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'uid']
-    v = x.get('gid', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'gid']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'gid']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'gid']
-    v = x.get('umask', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'umask']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'umask']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'umask']
-    v = x.get('additionalGids', _NO)
-    if v is not _NO:
-        e = _types_uint32s(v)
+    if 'uid' in x:
+        e = _types_uint32(x['uid'])
         if e is not None:
-            e.append('additionalGids')
-            return e
-    v = x.get('username', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'uid')
+    if 'gid' in x:
+        e = _types_uint32(x['gid'])
+        if e is not None:
+            return _at(e, 'gid')
+    if 'umask' in x:
+        e = _types_uint32(x['umask'])
+        if e is not None:
+            return _at(e, 'umask')
+    if 'additionalGids' in x:
+        e = _types_uint32s(x['additionalGids'])
+        if e is not None:
+            return _at(e, 'additionalGids')
+    if 'username' in x:
+        v = x['username']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'username']
     return None
 
 
 def _config_capabilities(x):
     # config.schema.json#/definitions/capabilities
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('effective', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'effective' in x:
+        e = _types_strings(x['effective'])
         if e is not None:
-            e.append('effective')
-            return e
-    v = x.get('bounding', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'effective')
+    if 'bounding' in x:
+        e = _types_strings(x['bounding'])
         if e is not None:
-            e.append('bounding')
-            return e
-    v = x.get('inheritable', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'bounding')
+    if 'inheritable' in x:
+        e = _types_strings(x['inheritable'])
         if e is not None:
-            e.append('inheritable')
-            return e
-    v = x.get('permitted', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'inheritable')
+    if 'permitted' in x:
+        e = _types_strings(x['permitted'])
         if e is not None:
-            e.append('permitted')
-            return e
-    v = x.get('ambient', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'permitted')
+    if 'ambient' in x:
+        e = _types_strings(x['ambient'])
         if e is not None:
-            e.append('ambient')
-            return e
+            return _at(e, 'ambient')
     return None
 
 
 def _config_process_rlimits(x):
     # config.schema.json#/definitions/process/properties/rlimits
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _config_rlimit(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _config_scheduler(x):
     # config.schema.json#/definitions/scheduler
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'policy' not in x:
         return ["'policy' is a required property"]
-    v = x.get('policy', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'policy' in x:
+        v = x['policy']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'policy']
         if not (v in _C3):
             return [_r(v) + " is not one of ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', 'SCHED_ISO', 'SCHED_IDLE', 'SCHED_DEADLINE']", 'policy']
-    v = x.get('nice', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'nice']
-        if v < -2147483648:
-            return [_r(v) + ' is less than the minimum of -2147483648', 'nice']
-        if v > 2147483647:
-            return [_r(v) + ' is greater than the maximum of 2147483647', 'nice']
-    v = x.get('priority', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'priority']
-        if v < -2147483648:
-            return [_r(v) + ' is less than the minimum of -2147483648', 'priority']
-        if v > 2147483647:
-            return [_r(v) + ' is greater than the maximum of 2147483647', 'priority']
-    v = x.get('flags', _NO)
-    if v is not _NO:
-        e = _config_scheduler_flags(v)
+    if 'nice' in x:
+        e = _types_int32(x['nice'])
         if e is not None:
-            e.append('flags')
-            return e
-    v = x.get('runtime', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'runtime']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'runtime']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'runtime']
-    v = x.get('deadline', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'deadline']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'deadline']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'deadline']
-    v = x.get('period', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'period']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'period']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'period']
+            return _at(e, 'nice')
+    if 'priority' in x:
+        e = _types_int32(x['priority'])
+        if e is not None:
+            return _at(e, 'priority')
+    if 'flags' in x:
+        e = _config_scheduler_flags(x['flags'])
+        if e is not None:
+            return _at(e, 'flags')
+    if 'runtime' in x:
+        e = _types_uint64(x['runtime'])
+        if e is not None:
+            return _at(e, 'runtime')
+    if 'deadline' in x:
+        e = _types_uint64(x['deadline'])
+        if e is not None:
+            return _at(e, 'deadline')
+    if 'period' in x:
+        e = _types_uint64(x['period'])
+        if e is not None:
+            return _at(e, 'period')
     return None
 
 
 def _config_ioPriority(x):
     # config.schema.json#/definitions/ioPriority
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'class' not in x:
         return ["'class' is a required property"]
-    v = x.get('class', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'class' in x:
+        v = x['class']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'class']
         if not (v in _C4):
             return [_r(v) + " is not one of ['IOPRIO_CLASS_RT', 'IOPRIO_CLASS_BE', 'IOPRIO_CLASS_IDLE']", 'class']
-    v = x.get('priority', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'priority']
-        if v < -2147483648:
-            return [_r(v) + ' is less than the minimum of -2147483648', 'priority']
-        if v > 2147483647:
-            return [_r(v) + ' is greater than the maximum of 2147483647', 'priority']
+    if 'priority' in x:
+        e = _types_int32(x['priority'])
+        if e is not None:
+            return _at(e, 'priority')
     return None
 
 
 def _config_process_execCPUAffinity(x):
     # config.schema.json#/definitions/process/properties/execCPUAffinity
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('initial', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'initial']
-        if not _p2(v):
-            return [_r(v) + " does not match '^[0-9, -]*$'", 'initial']
-    v = x.get('final', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'final']
-        if not _p2(v):
-            return [_r(v) + " does not match '^[0-9, -]*$'", 'final']
+    if 'initial' in x:
+        e = _config_cpuList(x['initial'])
+        if e is not None:
+            return _at(e, 'initial')
+    if 'final' in x:
+        e = _config_cpuList(x['final'])
+        if e is not None:
+            return _at(e, 'final')
     return None
 
 
 def _features_linux(x):
     # features.schema.json#/definitions/linux
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('namespaces', _NO)
-    if v is not _NO:
-        e = _features_linux_namespaces(v)
+    if 'namespaces' in x:
+        e = _features_linux_namespaces(x['namespaces'])
         if e is not None:
-            e.append('namespaces')
-            return e
-    v = x.get('capabilities', _NO)
-    if v is not _NO:
-        e = _features_linux_capabilities(v)
+            return _at(e, 'namespaces')
+    if 'capabilities' in x:
+        e = _features_linux_capabilities(x['capabilities'])
         if e is not None:
-            e.append('capabilities')
-            return e
-    v = x.get('cgroup', _NO)
-    if v is not _NO:
-        e = _features_linux_cgroup(v)
+            return _at(e, 'capabilities')
+    if 'cgroup' in x:
+        e = _features_linux_cgroup(x['cgroup'])
         if e is not None:
-            e.append('cgroup')
-            return e
-    v = x.get('seccomp', _NO)
-    if v is not _NO:
-        e = _features_linux_seccomp(v)
+            return _at(e, 'cgroup')
+    if 'seccomp' in x:
+        e = _features_linux_seccomp(x['seccomp'])
         if e is not None:
-            e.append('seccomp')
-            return e
-    v = x.get('apparmor', _NO)
-    if v is not _NO:
-        e = _features_enabled(v)
+            return _at(e, 'seccomp')
+    if 'apparmor' in x:
+        e = _features_enabled(x['apparmor'])
         if e is not None:
-            e.append('apparmor')
-            return e
-    v = x.get('selinux', _NO)
-    if v is not _NO:
-        e = _features_enabled(v)
+            return _at(e, 'apparmor')
+    if 'selinux' in x:
+        e = _features_enabled(x['selinux'])
         if e is not None:
-            e.append('selinux')
-            return e
-    v = x.get('intelRdt', _NO)
-    if v is not _NO:
-        e = _features_enabled(v)
+            return _at(e, 'selinux')
+    if 'intelRdt' in x:
+        e = _features_enabled(x['intelRdt'])
         if e is not None:
-            e.append('intelRdt')
-            return e
-    v = x.get('netDevices', _NO)
-    if v is not _NO:
-        e = _features_enabled(v)
+            return _at(e, 'intelRdt')
+    if 'netDevices' in x:
+        e = _features_enabled(x['netDevices'])
         if e is not None:
-            e.append('netDevices')
-            return e
-    v = x.get('mountExtensions', _NO)
-    if v is not _NO:
-        e = _features_linux_mountExtensions(v)
+            return _at(e, 'netDevices')
+    if 'mountExtensions' in x:
+        e = _features_linux_mountExtensions(x['mountExtensions'])
         if e is not None:
-            e.append('mountExtensions')
-            return e
+            return _at(e, 'mountExtensions')
     return None
 
 
 def _types_mount(x):
     # types.json#/definitions/mount
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'destination' not in x:
         return ["'destination' is a required property"]
-    v = x.get('destination', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'destination' in x:
+        v = x['destination']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'destination']
-    v = x.get('source', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'source' in x:
+        v = x['source']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'source']
-    v = x.get('type', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'type' in x:
+        v = x['type']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'type']
-    v = x.get('options', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'options' in x:
+        e = _types_strings(x['options'])
         if e is not None:
-            e.append('options')
-            return e
-    v = x.get('uidMappings', _NO)
-    if v is not _NO:
-        e = _types_idMappings(v)
+            return _at(e, 'options')
+    if 'uidMappings' in x:
+        e = _types_idMappings(x['uidMappings'])
         if e is not None:
-            e.append('uidMappings')
-            return e
-    v = x.get('gidMappings', _NO)
-    if v is not _NO:
-        e = _types_idMappings(v)
+            return _at(e, 'uidMappings')
+    if 'gidMappings' in x:
+        e = _types_idMappings(x['gidMappings'])
         if e is not None:
-            e.append('gidMappings')
-            return e
+            return _at(e, 'gidMappings')
     return None
 
 
 def _types_hooks(x):
     # types.json#/definitions/hooks
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _types_hook(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _linux_linux_namespaces(x):
     # linux.schema.json#/definitions/linux/properties/namespaces
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _linux_namespace(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _types_idMappings(x):
     # types.json#/definitions/idMappings
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _types_idMapping(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _linux_linux_timeOffsets(x):
     # linux.schema.json#/definitions/linux/properties/timeOffsets
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('monotonic', _NO)
-    if v is not _NO:
-        e = _linux_timeOffset(v)
+    if 'monotonic' in x:
+        e = _linux_timeOffset(x['monotonic'])
         if e is not None:
-            e.append('monotonic')
-            return e
-    v = x.get('boottime', _NO)
-    if v is not _NO:
-        e = _linux_timeOffset(v)
+            return _at(e, 'monotonic')
+    if 'boottime' in x:
+        e = _linux_timeOffset(x['boottime'])
         if e is not None:
-            e.append('boottime')
-            return e
+            return _at(e, 'boottime')
     return None
 
 
 def _linux_linux_devices(x):
     # linux.schema.json#/definitions/linux/properties/devices
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _linux_device(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _linux_linux_netDevices(x):
     # linux.schema.json#/definitions/linux/properties/netDevices
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     for k, v in x.items():
         e = _linux_netDevice(v)
         if e is not None:
-            e.append(k)
-            return e
+            return _at(e, k)
     return None
 
 
 def _linux_resources(x):
     # linux.schema.json#/definitions/resources
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('devices', _NO)
-    if v is not _NO:
-        e = _linux_resources_devices(v)
+    if 'devices' in x:
+        e = _linux_resources_devices(x['devices'])
         if e is not None:
-            e.append('devices')
-            return e
-    v = x.get('memory', _NO)
-    if v is not _NO:
-        e = _linux_memory(v)
+            return _at(e, 'devices')
+    if 'memory' in x:
+        e = _linux_memory(x['memory'])
         if e is not None:
-            e.append('memory')
-            return e
-    v = x.get('cpu', _NO)
-    if v is not _NO:
-        e = _linux_cpu(v)
+            return _at(e, 'memory')
+    if 'cpu' in x:
+        e = _linux_cpu(x['cpu'])
         if e is not None:
-            e.append('cpu')
-            return e
-    v = x.get('blockIO', _NO)
-    if v is not _NO:
-        e = _linux_blockIO(v)
+            return _at(e, 'cpu')
+    if 'blockIO' in x:
+        e = _linux_blockIO(x['blockIO'])
         if e is not None:
-            e.append('blockIO')
-            return e
-    v = x.get('hugepageLimits', _NO)
-    if v is not _NO:
-        e = _linux_resources_hugepageLimits(v)
+            return _at(e, 'blockIO')
+    if 'hugepageLimits' in x:
+        e = _linux_resources_hugepageLimits(x['hugepageLimits'])
         if e is not None:
-            e.append('hugepageLimits')
-            return e
-    v = x.get('network', _NO)
-    if v is not _NO:
-        e = _linux_resources_network(v)
+            return _at(e, 'hugepageLimits')
+    if 'network' in x:
+        e = _linux_resources_network(x['network'])
         if e is not None:
-            e.append('network')
-            return e
-    v = x.get('pids', _NO)
-    if v is not _NO:
-        e = _linux_resources_pids(v)
+            return _at(e, 'network')
+    if 'pids' in x:
+        e = _linux_resources_pids(x['pids'])
         if e is not None:
-            e.append('pids')
-            return e
-    v = x.get('rdma', _NO)
-    if v is not _NO:
-        e = _linux_resources_rdma(v)
+            return _at(e, 'pids')
+    if 'rdma' in x:
+        e = _linux_resources_rdma(x['rdma'])
         if e is not None:
-            e.append('rdma')
-            return e
-    v = x.get('unified', _NO)
-    if v is not _NO:
-        e = _types_stringMap(v)
+            return _at(e, 'rdma')
+    if 'unified' in x:
+        e = _types_stringMap(x['unified'])
         if e is not None:
-            e.append('unified')
-            return e
+            return _at(e, 'unified')
     return None
 
 
 def _linux_seccomp(x):
     # linux.schema.json#/definitions/seccomp
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'defaultAction' not in x:
         return ["'defaultAction' is a required property"]
-    v = x.get('defaultAction', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'defaultAction']
-        if not (v in _C5):
-            return [_r(v) + " is not one of ['SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE', 'SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY']", 'defaultAction']
-    v = x.get('defaultErrnoRet', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'defaultErrnoRet']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'defaultErrnoRet']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'defaultErrnoRet']
-    v = x.get('architectures', _NO)
-    if v is not _NO:
-        e = _linux_seccomp_architectures(v)
+    if 'defaultAction' in x:
+        e = _types_seccompAction(x['defaultAction'])
         if e is not None:
-            e.append('architectures')
-            return e
-    v = x.get('flags', _NO)
-    if v is not _NO:
-        e = _linux_seccomp_flags(v)
+            return _at(e, 'defaultAction')
+    if 'defaultErrnoRet' in x:
+        e = _types_uint32(x['defaultErrnoRet'])
         if e is not None:
-            e.append('flags')
-            return e
-    v = x.get('listenerPath', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'defaultErrnoRet')
+    if 'architectures' in x:
+        e = _linux_seccomp_architectures(x['architectures'])
+        if e is not None:
+            return _at(e, 'architectures')
+    if 'flags' in x:
+        e = _linux_seccomp_flags(x['flags'])
+        if e is not None:
+            return _at(e, 'flags')
+    if 'listenerPath' in x:
+        v = x['listenerPath']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'listenerPath']
-    v = x.get('listenerMetadata', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'listenerMetadata' in x:
+        v = x['listenerMetadata']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'listenerMetadata']
-    v = x.get('syscalls', _NO)
-    if v is not _NO:
-        e = _linux_seccomp_syscalls(v)
+    if 'syscalls' in x:
+        e = _linux_seccomp_syscalls(x['syscalls'])
         if e is not None:
-            e.append('syscalls')
-            return e
+            return _at(e, 'syscalls')
     return None
 
 
 def _linux_intelRdt(x):
     # linux.schema.json#/definitions/intelRdt
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('closID', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'closID' in x:
+        v = x['closID']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'closID']
-    v = x.get('schemata', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'schemata' in x:
+        e = _types_strings(x['schemata'])
         if e is not None:
-            e.append('schemata')
-            return e
-    v = x.get('l3CacheSchema', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'schemata')
+    if 'l3CacheSchema' in x:
+        v = x['l3CacheSchema']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'l3CacheSchema']
-    v = x.get('memBwSchema', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'memBwSchema' in x:
+        v = x['memBwSchema']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'memBwSchema']
-        if not _p3(v):
+        if not _p2(v):
             return [_r(v) + " does not match '^MB:[^\\\\n]*$'", 'memBwSchema']
-    v = x.get('enableMonitoring', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'enableMonitoring' in x:
+        v = x['enableMonitoring']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'enableMonitoring']
     return None
 
 
 def _linux_memoryPolicy(x):
     # linux.schema.json#/definitions/memoryPolicy
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('mode', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'mode' in x:
+        v = x['mode']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'mode']
-        if not (v in _C6):
+        if not (v in _C5):
             return [_r(v) + " is not one of ['MPOL_DEFAULT', 'MPOL_BIND', 'MPOL_INTERLEAVE', 'MPOL_WEIGHTED_INTERLEAVE', 'MPOL_PREFERRED', 'MPOL_PREFERRED_MANY', 'MPOL_LOCAL']", 'mode']
-    v = x.get('nodes', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'nodes' in x:
+        v = x['nodes']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'nodes']
-    v = x.get('flags', _NO)
-    if v is not _NO:
-        e = _linux_memoryPolicy_flags(v)
+    if 'flags' in x:
+        e = _linux_memoryPolicy_flags(x['flags'])
         if e is not None:
-            e.append('flags')
-            return e
+            return _at(e, 'flags')
     return None
 
 
 def _linux_personality(x):
     # linux.schema.json#/definitions/personality
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('domain', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'domain' in x:
+        v = x['domain']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'domain']
-        if not (v in _C7):
+        if not (v in _C6):
             return [_r(v) + " is not one of ['LINUX', 'LINUX32']", 'domain']
-    v = x.get('flags', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'flags' in x:
+        e = _types_strings(x['flags'])
         if e is not None:
-            e.append('flags')
-            return e
+            return _at(e, 'flags')
     return None
 
 
 def _platforms_solaris_cappedCPU(x):
     # platforms.schema.json#/definitions/solaris/properties/cappedCPU
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('ncpus', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'ncpus' in x:
+        v = x['ncpus']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'ncpus']
     return None
 
 
 def _platforms_solaris_cappedMemory(x):
     # platforms.schema.json#/definitions/solaris/properties/cappedMemory
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('physical', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'physical' in x:
+        v = x['physical']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'physical']
-    v = x.get('swap', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'swap' in x:
+        v = x['swap']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'swap']
     return None
 
 
 def _platforms_solaris_anet(x):
     # platforms.schema.json#/definitions/solaris/properties/anet
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _platforms_solaris_anet_items(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _platforms_windows_layerFolders(x):
     # platforms.schema.json#/definitions/windows/properties/layerFolders
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     if len(x) < 1:
         return [_r(x) + ' should be non-empty']
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", i]
     return None
 
 
 def _platforms_windows_devices(x):
     # platforms.schema.json#/definitions/windows/properties/devices
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _platforms_windows_devices_items(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _platforms_windows_resources(x):
     # platforms.schema.json#/definitions/windows/properties/resources
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('memory', _NO)
-    if v is not _NO:
-        e = _platforms_windows_resources_memory(v)
+    if 'memory' in x:
+        e = _platforms_windows_resources_memory(x['memory'])
         if e is not None:
-            e.append('memory')
-            return e
-    v = x.get('cpu', _NO)
-    if v is not _NO:
-        e = _platforms_windows_resources_cpu(v)
+            return _at(e, 'memory')
+    if 'cpu' in x:
+        e = _platforms_windows_resources_cpu(x['cpu'])
         if e is not None:
-            e.append('cpu')
-            return e
-    v = x.get('storage', _NO)
-    if v is not _NO:
-        e = _platforms_windows_resources_storage(v)
+            return _at(e, 'cpu')
+    if 'storage' in x:
+        e = _platforms_windows_resources_storage(x['storage'])
         if e is not None:
-            e.append('storage')
-            return e
+            return _at(e, 'storage')
     return None
 
 
 def _platforms_windows_network(x):
     # platforms.schema.json#/definitions/windows/properties/network
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('endpointList', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'endpointList' in x:
+        e = _types_strings(x['endpointList'])
         if e is not None:
-            e.append('endpointList')
-            return e
-    v = x.get('allowUnqualifiedDNSQuery', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+            return _at(e, 'endpointList')
+    if 'allowUnqualifiedDNSQuery' in x:
+        v = x['allowUnqualifiedDNSQuery']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'allowUnqualifiedDNSQuery']
-    v = x.get('DNSSearchList', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'DNSSearchList' in x:
+        e = _types_strings(x['DNSSearchList'])
         if e is not None:
-            e.append('DNSSearchList')
-            return e
-    v = x.get('networkSharedContainerName', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'DNSSearchList')
+    if 'networkSharedContainerName' in x:
+        v = x['networkSharedContainerName']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'networkSharedContainerName']
-    v = x.get('networkNamespace', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'networkNamespace' in x:
+        v = x['networkNamespace']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'networkNamespace']
     return None
 
 
 def _platforms_windows_hyperv(x):
     # platforms.schema.json#/definitions/windows/properties/hyperv
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('utilityVMPath', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'utilityVMPath' in x:
+        v = x['utilityVMPath']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'utilityVMPath']
     return None
 
 
 def _platforms_vm_hypervisor(x):
     # platforms.schema.json#/definitions/vm/properties/hypervisor
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'path' not in x:
         return ["'path' is a required property"]
-    v = x.get('path', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'path' in x:
+        v = x['path']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'path']
-    v = x.get('parameters', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'parameters' in x:
+        e = _types_strings(x['parameters'])
         if e is not None:
-            e.append('parameters')
-            return e
+            return _at(e, 'parameters')
     return None
 
 
 def _platforms_vm_kernel(x):
     # platforms.schema.json#/definitions/vm/properties/kernel
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'path' not in x:
         return ["'path' is a required property"]
-    v = x.get('path', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'path' in x:
+        v = x['path']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'path']
-    v = x.get('parameters', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'parameters' in x:
+        e = _types_strings(x['parameters'])
         if e is not None:
-            e.append('parameters')
-            return e
-    v = x.get('initrd', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'parameters')
+    if 'initrd' in x:
+        v = x['initrd']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'initrd']
     return None
 
 
 def _platforms_vm_image(x):
     # platforms.schema.json#/definitions/vm/properties/image
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'path' not in x:
         return ["'path' is a required property"]
     if 'format' not in x:
         return ["'format' is a required property"]
-    v = x.get('path', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'path' in x:
+        v = x['path']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'path']
-    v = x.get('format', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'format' in x:
+        v = x['format']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'format']
-        if not (v in _C8):
+        if not (v in _C7):
             return [_r(v) + " is not one of ['raw', 'qcow2', 'vdi', 'vmdk', 'vhd']", 'format']
     return None
 
 
 def _platforms_vm_hwConfig(x):
     # platforms.schema.json#/definitions/vm/properties/hwConfig
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('deviceTree', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'deviceTree' in x:
+        v = x['deviceTree']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'deviceTree']
-    v = x.get('vcpus', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'vcpus']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'vcpus']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'vcpus']
-    v = x.get('memory', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'memory']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'memory']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'memory']
-    v = x.get('dtdevs', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'vcpus' in x:
+        e = _types_uint32(x['vcpus'])
         if e is not None:
-            e.append('dtdevs')
-            return e
-    v = x.get('iomems', _NO)
-    if v is not _NO:
-        e = _platforms_vm_hwConfig_iomems(v)
+            return _at(e, 'vcpus')
+    if 'memory' in x:
+        e = _types_uint64(x['memory'])
         if e is not None:
-            e.append('iomems')
-            return e
-    v = x.get('irqs', _NO)
-    if v is not _NO:
-        e = _types_uint32s(v)
+            return _at(e, 'memory')
+    if 'dtdevs' in x:
+        e = _types_strings(x['dtdevs'])
         if e is not None:
-            e.append('irqs')
-            return e
+            return _at(e, 'dtdevs')
+    if 'iomems' in x:
+        e = _platforms_vm_hwConfig_iomems(x['iomems'])
+        if e is not None:
+            return _at(e, 'iomems')
+    if 'irqs' in x:
+        e = _types_uint32s(x['irqs'])
+        if e is not None:
+            return _at(e, 'irqs')
     return None
 
 
 def _platforms_zos_namespaces(x):
     # platforms.schema.json#/definitions/zos/properties/namespaces
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _platforms_zos_namespaces_items(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _platforms_freebsd_devices(x):
     # platforms.schema.json#/definitions/freebsd/properties/devices
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _platforms_freebsd_devices_items(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _platforms_jail(x):
     # platforms.schema.json#/definitions/jail
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('parent', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'parent' in x:
+        v = x['parent']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'parent']
-    v = x.get('host', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'host']
-        if not (v in _C9):
-            return [_r(v) + " is not one of ['new', 'inherit']", 'host']
-    v = x.get('vnet', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'vnet']
-        if not (v in _C9):
-            return [_r(v) + " is not one of ['new', 'inherit']", 'vnet']
-    v = x.get('ip4', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'ip4']
-        if not (v in _C10):
-            return [_r(v) + " is not one of ['disable', 'new', 'inherit']", 'ip4']
-    v = x.get('ip6', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'ip6']
-        if not (v in _C10):
-            return [_r(v) + " is not one of ['disable', 'new', 'inherit']", 'ip6']
-    v = x.get('sysvmsg', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'sysvmsg']
-        if not (v in _C10):
-            return [_r(v) + " is not one of ['disable', 'new', 'inherit']", 'sysvmsg']
-    v = x.get('sysvsem', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'sysvsem']
-        if not (v in _C10):
-            return [_r(v) + " is not one of ['disable', 'new', 'inherit']", 'sysvsem']
-    v = x.get('sysvshm', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'sysvshm']
-        if not (v in _C10):
-            return [_r(v) + " is not one of ['disable', 'new', 'inherit']", 'sysvshm']
-    v = x.get('ip4Addr', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'host' in x:
+        e = _platforms_jailNewOrInherit(x['host'])
         if e is not None:
-            e.append('ip4Addr')
-            return e
-    v = x.get('ip6Addr', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'host')
+    if 'vnet' in x:
+        e = _platforms_jailNewOrInherit(x['vnet'])
         if e is not None:
-            e.append('ip6Addr')
-            return e
-    v = x.get('interface', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+            return _at(e, 'vnet')
+    if 'ip4' in x:
+        e = _platforms_jailSharing(x['ip4'])
+        if e is not None:
+            return _at(e, 'ip4')
+    if 'ip6' in x:
+        e = _platforms_jailSharing(x['ip6'])
+        if e is not None:
+            return _at(e, 'ip6')
+    if 'sysvmsg' in x:
+        e = _platforms_jailSharing(x['sysvmsg'])
+        if e is not None:
+            return _at(e, 'sysvmsg')
+    if 'sysvsem' in x:
+        e = _platforms_jailSharing(x['sysvsem'])
+        if e is not None:
+            return _at(e, 'sysvsem')
+    if 'sysvshm' in x:
+        e = _platforms_jailSharing(x['sysvshm'])
+        if e is not None:
+            return _at(e, 'sysvshm')
+    if 'ip4Addr' in x:
+        e = _types_strings(x['ip4Addr'])
+        if e is not None:
+            return _at(e, 'ip4Addr')
+    if 'ip6Addr' in x:
+        e = _types_strings(x['ip6Addr'])
+        if e is not None:
+            return _at(e, 'ip6Addr')
+    if 'interface' in x:
+        v = x['interface']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'interface']
-    v = x.get('vnetInterfaces', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'vnetInterfaces' in x:
+        e = _types_strings(x['vnetInterfaces'])
         if e is not None:
-            e.append('vnetInterfaces')
-            return e
-    v = x.get('enforceStatfs', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'enforceStatfs']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'enforceStatfs']
-        if v > 255:
-            return [_r(v) + ' is greater than the maximum of 255', 'enforceStatfs']
-    v = x.get('allow', _NO)
-    if v is not _NO:
-        e = _platforms_jail_allow(v)
+            return _at(e, 'vnetInterfaces')
+    if 'enforceStatfs' in x:
+        e = _types_uint8(x['enforceStatfs'])
         if e is not None:
-            e.append('allow')
-            return e
+            return _at(e, 'enforceStatfs')
+    if 'allow' in x:
+        e = _platforms_jail_allow(x['allow'])
+        if e is not None:
+            return _at(e, 'allow')
+    return None
+
+
+def _types_uint64(x):
+    # types.json#/definitions/uint64
+    if not (x.__class__ is int):
+        return [_r(x) + " is not of type 'integer'"]
+    if x < 0:
+        return [_r(x) + ' is less than the minimum of 0']
+    if x > 18446744073709551615:
+        return [_r(x) + ' is greater than the maximum of 18446744073709551615']
+    return None
+
+
+def _types_uint32(x):
+    # types.json#/definitions/uint32
+    if not (x.__class__ is int):
+        return [_r(x) + " is not of type 'integer'"]
+    if x < 0:
+        return [_r(x) + ' is less than the minimum of 0']
+    if x > 4294967295:
+        return [_r(x) + ' is greater than the maximum of 4294967295']
     return None
 
 
 def _types_uint32s(x):
     # types.json#/definitions/uint32s
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", i]
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', i]
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', i]
+        e = _types_uint32(v)
+        if e is not None:
+            return _at(e, i)
     return None
 
 
 def _config_rlimit(x):
     # config.schema.json#/definitions/rlimit
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'type' not in x:
         return ["'type' is a required property"]
@@ -1797,61 +1507,72 @@ def _config_rlimit(x):
         return ["'soft' is a required property"]
     if 'hard' not in x:
         return ["'hard' is a required property"]
-    v = x.get('type', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'type' in x:
+        v = x['type']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'type']
-        if not _p4(v):
+        if not _p3(v):
             return [_r(v) + " does not match '^RLIMIT_[A-Z]+$'", 'type']
-    v = x.get('soft', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'soft']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'soft']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'soft']
-    v = x.get('hard', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'hard']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'hard']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'hard']
+    if 'soft' in x:
+        e = _types_uint64(x['soft'])
+        if e is not None:
+            return _at(e, 'soft')
+    if 'hard' in x:
+        e = _types_uint64(x['hard'])
+        if e is not None:
+            return _at(e, 'hard')
+    return None
+
+
+def _types_int32(x):
+    # types.json#/definitions/int32
+    if not (x.__class__ is int):
+        return [_r(x) + " is not of type 'integer'"]
+    if x < -2147483648:
+        return [_r(x) + ' is less than the minimum of -2147483648']
+    if x > 2147483647:
+        return [_r(x) + ' is greater than the maximum of 2147483647']
     return None
 
 
 def _config_scheduler_flags(x):
     # config.schema.json#/definitions/scheduler/properties/flags
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", i]
-        if not (v in _C11):
+        if not (v in _C8):
             return [_r(v) + " is not one of ['SCHED_FLAG_RESET_ON_FORK', 'SCHED_FLAG_RECLAIM', 'SCHED_FLAG_DL_OVERRUN', 'SCHED_FLAG_KEEP_POLICY', 'SCHED_FLAG_KEEP_PARAMS', 'SCHED_FLAG_UTIL_CLAMP_MIN', 'SCHED_FLAG_UTIL_CLAMP_MAX']", i]
+    return None
+
+
+def _config_cpuList(x):
+    # config.schema.json#/definitions/cpuList
+    if not (x.__class__ is str):
+        return [_r(x) + " is not of type 'string'"]
+    if not _p4(x):
+        return [_r(x) + " does not match '^[0-9, -]*$'"]
     return None
 
 
 def _features_linux_namespaces(x):
     # features.schema.json#/definitions/linux/properties/namespaces
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", i]
-        if not (v in _C12):
-            return [_r(v) + " is not one of ['mount', 'pid', 'network', 'uts', 'ipc', 'user', 'cgroup', 'time']", i]
+        e = _types_namespaceType(v)
+        if e is not None:
+            return _at(e, i)
     return None
 
 
 def _features_linux_capabilities(x):
     # features.schema.json#/definitions/linux/properties/capabilities
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", i]
         if not _p5(v):
             return [_r(v) + " does not match '^CAP_[A-Z_]+$'", i]
@@ -1860,121 +1581,105 @@ def _features_linux_capabilities(x):
 
 def _features_linux_cgroup(x):
     # features.schema.json#/definitions/linux/properties/cgroup
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('v1', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'v1' in x:
+        v = x['v1']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'v1']
-    v = x.get('v2', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'v2' in x:
+        v = x['v2']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'v2']
-    v = x.get('systemd', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'systemd' in x:
+        v = x['systemd']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'systemd']
-    v = x.get('systemdUser', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'systemdUser' in x:
+        v = x['systemdUser']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'systemdUser']
-    v = x.get('rdma', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'rdma' in x:
+        v = x['rdma']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'rdma']
     return None
 
 
 def _features_linux_seccomp(x):
     # features.schema.json#/definitions/linux/properties/seccomp
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('enabled', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'enabled' in x:
+        v = x['enabled']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'enabled']
-    v = x.get('actions', _NO)
-    if v is not _NO:
-        e = _features_linux_seccomp_actions(v)
+    if 'actions' in x:
+        e = _features_linux_seccomp_actions(x['actions'])
         if e is not None:
-            e.append('actions')
-            return e
-    v = x.get('operators', _NO)
-    if v is not _NO:
-        e = _features_linux_seccomp_operators(v)
+            return _at(e, 'actions')
+    if 'operators' in x:
+        e = _features_linux_seccomp_operators(x['operators'])
         if e is not None:
-            e.append('operators')
-            return e
-    v = x.get('archs', _NO)
-    if v is not _NO:
-        e = _features_linux_seccomp_archs(v)
+            return _at(e, 'operators')
+    if 'archs' in x:
+        e = _features_linux_seccomp_archs(x['archs'])
         if e is not None:
-            e.append('archs')
-            return e
-    v = x.get('knownFlags', _NO)
-    if v is not _NO:
-        e = _features_linux_seccomp_knownFlags(v)
+            return _at(e, 'archs')
+    if 'knownFlags' in x:
+        e = _features_linux_seccomp_knownFlags(x['knownFlags'])
         if e is not None:
-            e.append('knownFlags')
-            return e
-    v = x.get('supportedFlags', _NO)
-    if v is not _NO:
-        e = _features_linux_seccomp_supportedFlags(v)
+            return _at(e, 'knownFlags')
+    if 'supportedFlags' in x:
+        e = _features_linux_seccomp_supportedFlags(x['supportedFlags'])
         if e is not None:
-            e.append('supportedFlags')
-            return e
+            return _at(e, 'supportedFlags')
     return None
 
 
 def _features_enabled(x):
     # features.schema.json#/definitions/enabled
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('enabled', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'enabled' in x:
+        v = x['enabled']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'enabled']
     return None
 
 
 def _features_linux_mountExtensions(x):
     # features.schema.json#/definitions/linux/properties/mountExtensions
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('idmap', _NO)
-    if v is not _NO:
-        e = _features_enabled(v)
+    if 'idmap' in x:
+        e = _features_enabled(x['idmap'])
         if e is not None:
-            e.append('idmap')
-            return e
+            return _at(e, 'idmap')
     return None
 
 
 def _types_hook(x):
     # types.json#/definitions/hook
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'path' not in x:
         return ["'path' is a required property"]
-    v = x.get('path', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'path' in x:
+        v = x['path']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'path']
-    v = x.get('args', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'args' in x:
+        e = _types_strings(x['args'])
         if e is not None:
-            e.append('args')
-            return e
-    v = x.get('env', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+            return _at(e, 'args')
+    if 'env' in x:
+        e = _types_strings(x['env'])
         if e is not None:
-            e.append('env')
-            return e
-    v = x.get('timeout', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
+            return _at(e, 'env')
+    if 'timeout' in x:
+        v = x['timeout']
+        if not (v.__class__ is int):
             return [_r(v) + " is not of type 'integer'", 'timeout']
         if v < 1:
             return [_r(v) + ' is less than the minimum of 1', 'timeout']
@@ -1983,26 +1688,24 @@ def _types_hook(x):
 
 def _linux_namespace(x):
     # linux.schema.json#/definitions/namespace
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'type' not in x:
         return ["'type' is a required property"]
-    v = x.get('type', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'type']
-        if not (v in _C12):
-            return [_r(v) + " is not one of ['mount', 'pid', 'network', 'uts', 'ipc', 'user', 'cgroup', 'time']", 'type']
-    v = x.get('path', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'type' in x:
+        e = _types_namespaceType(x['type'])
+        if e is not None:
+            return _at(e, 'type')
+    if 'path' in x:
+        v = x['path']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'path']
     return None
 
 
 def _types_idMapping(x):
     # types.json#/definitions/idMapping
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'containerID' not in x:
         return ["'containerID' is a required property"]
@@ -2010,1079 +1713,932 @@ def _types_idMapping(x):
         return ["'hostID' is a required property"]
     if 'size' not in x:
         return ["'size' is a required property"]
-    v = x.get('containerID', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'containerID']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'containerID']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'containerID']
-    v = x.get('hostID', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'hostID']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'hostID']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'hostID']
-    v = x.get('size', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'size']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'size']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'size']
+    if 'containerID' in x:
+        e = _types_uint32(x['containerID'])
+        if e is not None:
+            return _at(e, 'containerID')
+    if 'hostID' in x:
+        e = _types_uint32(x['hostID'])
+        if e is not None:
+            return _at(e, 'hostID')
+    if 'size' in x:
+        e = _types_uint32(x['size'])
+        if e is not None:
+            return _at(e, 'size')
     return None
 
 
 def _linux_timeOffset(x):
     # linux.schema.json#/definitions/timeOffset
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('secs', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'secs']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'secs']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'secs']
-    v = x.get('nanosecs', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'nanosecs']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'nanosecs']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'nanosecs']
+    if 'secs' in x:
+        e = _types_int64(x['secs'])
+        if e is not None:
+            return _at(e, 'secs')
+    if 'nanosecs' in x:
+        e = _types_uint32(x['nanosecs'])
+        if e is not None:
+            return _at(e, 'nanosecs')
     return None
 
 
 def _linux_device(x):
     # linux.schema.json#/definitions/device
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'type' not in x:
         return ["'type' is a required property"]
     if 'path' not in x:
         return ["'path' is a required property"]
-    v = x.get('type', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'type' in x:
+        v = x['type']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'type']
         if not _p6(v):
             return [_r(v) + " does not match '^[cbup]$'", 'type']
-    v = x.get('path', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'path' in x:
+        v = x['path']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'path']
-    v = x.get('major', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'major']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'major']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'major']
-    v = x.get('minor', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'minor']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'minor']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'minor']
-    v = x.get('fileMode', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'fileMode']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'fileMode']
-        if v > 511:
-            return [_r(v) + ' is greater than the maximum of 511', 'fileMode']
-    v = x.get('uid', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'uid']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'uid']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'uid']
-    v = x.get('gid', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'gid']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'gid']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'gid']
+    if 'major' in x:
+        e = _types_int64(x['major'])
+        if e is not None:
+            return _at(e, 'major')
+    if 'minor' in x:
+        e = _types_int64(x['minor'])
+        if e is not None:
+            return _at(e, 'minor')
+    if 'fileMode' in x:
+        e = _types_fileMode(x['fileMode'])
+        if e is not None:
+            return _at(e, 'fileMode')
+    if 'uid' in x:
+        e = _types_uint32(x['uid'])
+        if e is not None:
+            return _at(e, 'uid')
+    if 'gid' in x:
+        e = _types_uint32(x['gid'])
+        if e is not None:
+            return _at(e, 'gid')
     return None
 
 
 def _linux_netDevice(x):
     # linux.schema.json#/definitions/netDevice
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('name', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'name' in x:
+        v = x['name']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'name']
     return None
 
 
 def _linux_resources_devices(x):
     # linux.schema.json#/definitions/resources/properties/devices
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _linux_deviceRule(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _linux_memory(x):
     # linux.schema.json#/definitions/memory
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('limit', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'limit']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'limit']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'limit']
-    v = x.get('reservation', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'reservation']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'reservation']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'reservation']
-    v = x.get('swap', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'swap']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'swap']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'swap']
-    v = x.get('kernel', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'kernel']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'kernel']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'kernel']
-    v = x.get('kernelTCP', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'kernelTCP']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'kernelTCP']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'kernelTCP']
-    v = x.get('swappiness', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'swappiness']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'swappiness']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'swappiness']
-    v = x.get('disableOOMKiller', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'limit' in x:
+        e = _types_int64(x['limit'])
+        if e is not None:
+            return _at(e, 'limit')
+    if 'reservation' in x:
+        e = _types_int64(x['reservation'])
+        if e is not None:
+            return _at(e, 'reservation')
+    if 'swap' in x:
+        e = _types_int64(x['swap'])
+        if e is not None:
+            return _at(e, 'swap')
+    if 'kernel' in x:
+        e = _types_int64(x['kernel'])
+        if e is not None:
+            return _at(e, 'kernel')
+    if 'kernelTCP' in x:
+        e = _types_int64(x['kernelTCP'])
+        if e is not None:
+            return _at(e, 'kernelTCP')
+    if 'swappiness' in x:
+        e = _types_uint64(x['swappiness'])
+        if e is not None:
+            return _at(e, 'swappiness')
+    if 'disableOOMKiller' in x:
+        v = x['disableOOMKiller']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'disableOOMKiller']
-    v = x.get('useHierarchy', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'useHierarchy' in x:
+        v = x['useHierarchy']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'useHierarchy']
-    v = x.get('checkBeforeUpdate', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'checkBeforeUpdate' in x:
+        v = x['checkBeforeUpdate']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'checkBeforeUpdate']
     return None
 
 
 def _linux_cpu(x):
     # linux.schema.json#/definitions/cpu
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('shares', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'shares']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'shares']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'shares']
-    v = x.get('quota', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'quota']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'quota']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'quota']
-    v = x.get('burst', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'burst']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'burst']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'burst']
-    v = x.get('period', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'period']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'period']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'period']
-    v = x.get('realtimeRuntime', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'realtimeRuntime']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'realtimeRuntime']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'realtimeRuntime']
-    v = x.get('realtimePeriod', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'realtimePeriod']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'realtimePeriod']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'realtimePeriod']
-    v = x.get('cpus', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'shares' in x:
+        e = _types_uint64(x['shares'])
+        if e is not None:
+            return _at(e, 'shares')
+    if 'quota' in x:
+        e = _types_int64(x['quota'])
+        if e is not None:
+            return _at(e, 'quota')
+    if 'burst' in x:
+        e = _types_uint64(x['burst'])
+        if e is not None:
+            return _at(e, 'burst')
+    if 'period' in x:
+        e = _types_uint64(x['period'])
+        if e is not None:
+            return _at(e, 'period')
+    if 'realtimeRuntime' in x:
+        e = _types_int64(x['realtimeRuntime'])
+        if e is not None:
+            return _at(e, 'realtimeRuntime')
+    if 'realtimePeriod' in x:
+        e = _types_uint64(x['realtimePeriod'])
+        if e is not None:
+            return _at(e, 'realtimePeriod')
+    if 'cpus' in x:
+        v = x['cpus']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'cpus']
-    v = x.get('mems', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'mems' in x:
+        v = x['mems']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'mems']
-    v = x.get('idle', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'idle']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'idle']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'idle']
+    if 'idle' in x:
+        e = _types_int64(x['idle'])
+        if e is not None:
+            return _at(e, 'idle')
     return None
 
 
 def _linux_blockIO(x):
     # linux.schema.json#/definitions/blockIO
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('weight', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'weight']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'weight']
-        if v > 65535:
-            return [_r(v) + ' is greater than the maximum of 65535', 'weight']
-    v = x.get('leafWeight', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'leafWeight']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'leafWeight']
-        if v > 65535:
-            return [_r(v) + ' is greater than the maximum of 65535', 'leafWeight']
-    v = x.get('weightDevice', _NO)
-    if v is not _NO:
-        e = _linux_blockIO_weightDevice(v)
+    if 'weight' in x:
+        e = _types_uint16(x['weight'])
         if e is not None:
-            e.append('weightDevice')
-            return e
-    v = x.get('throttleReadBpsDevice', _NO)
-    if v is not _NO:
-        e = _linux_deviceThrottles(v)
+            return _at(e, 'weight')
+    if 'leafWeight' in x:
+        e = _types_uint16(x['leafWeight'])
         if e is not None:
-            e.append('throttleReadBpsDevice')
-            return e
-    v = x.get('throttleWriteBpsDevice', _NO)
-    if v is not _NO:
-        e = _linux_deviceThrottles(v)
+            return _at(e, 'leafWeight')
+    if 'weightDevice' in x:
+        e = _linux_blockIO_weightDevice(x['weightDevice'])
         if e is not None:
-            e.append('throttleWriteBpsDevice')
-            return e
-    v = x.get('throttleReadIOPSDevice', _NO)
-    if v is not _NO:
-        e = _linux_deviceThrottles(v)
+            return _at(e, 'weightDevice')
+    if 'throttleReadBpsDevice' in x:
+        e = _linux_deviceThrottles(x['throttleReadBpsDevice'])
         if e is not None:
-            e.append('throttleReadIOPSDevice')
-            return e
-    v = x.get('throttleWriteIOPSDevice', _NO)
-    if v is not _NO:
-        e = _linux_deviceThrottles(v)
+            return _at(e, 'throttleReadBpsDevice')
+    if 'throttleWriteBpsDevice' in x:
+        e = _linux_deviceThrottles(x['throttleWriteBpsDevice'])
         if e is not None:
-            e.append('throttleWriteIOPSDevice')
-            return e
+            return _at(e, 'throttleWriteBpsDevice')
+    if 'throttleReadIOPSDevice' in x:
+        e = _linux_deviceThrottles(x['throttleReadIOPSDevice'])
+        if e is not None:
+            return _at(e, 'throttleReadIOPSDevice')
+    if 'throttleWriteIOPSDevice' in x:
+        e = _linux_deviceThrottles(x['throttleWriteIOPSDevice'])
+        if e is not None:
+            return _at(e, 'throttleWriteIOPSDevice')
     return None
 
 
 def _linux_resources_hugepageLimits(x):
     # linux.schema.json#/definitions/resources/properties/hugepageLimits
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _linux_hugepageLimit(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _linux_resources_network(x):
     # linux.schema.json#/definitions/resources/properties/network
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('classID', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'classID']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'classID']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'classID']
-    v = x.get('priorities', _NO)
-    if v is not _NO:
-        e = _linux_resources_network_priorities(v)
+    if 'classID' in x:
+        e = _types_uint32(x['classID'])
         if e is not None:
-            e.append('priorities')
-            return e
+            return _at(e, 'classID')
+    if 'priorities' in x:
+        e = _linux_resources_network_priorities(x['priorities'])
+        if e is not None:
+            return _at(e, 'priorities')
     return None
 
 
 def _linux_resources_pids(x):
     # linux.schema.json#/definitions/resources/properties/pids
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'limit' not in x:
         return ["'limit' is a required property"]
-    v = x.get('limit', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'limit']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'limit']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'limit']
+    if 'limit' in x:
+        e = _types_int64(x['limit'])
+        if e is not None:
+            return _at(e, 'limit')
     return None
 
 
 def _linux_resources_rdma(x):
     # linux.schema.json#/definitions/resources/properties/rdma
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     for k, v in x.items():
         e = _linux_rdmaLimit(v)
         if e is not None:
-            e.append(k)
-            return e
+            return _at(e, k)
+    return None
+
+
+def _types_seccompAction(x):
+    # types.json#/definitions/seccompAction
+    if not (x.__class__ is str):
+        return [_r(x) + " is not of type 'string'"]
+    if not (x in _C9):
+        return [_r(x) + " is not one of ['SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE', 'SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY']"]
     return None
 
 
 def _linux_seccomp_architectures(x):
     # linux.schema.json#/definitions/seccomp/properties/architectures
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", i]
-        if not (v in _C13):
-            return [_r(v) + " is not one of ['SCMP_ARCH_X86', 'SCMP_ARCH_X86_64', 'SCMP_ARCH_X32', 'SCMP_ARCH_ARM', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_RISCV64']", i]
+        e = _types_seccompArch(v)
+        if e is not None:
+            return _at(e, i)
     return None
 
 
 def _linux_seccomp_flags(x):
     # linux.schema.json#/definitions/seccomp/properties/flags
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", i]
-        if not (v in _C14):
-            return [_r(v) + " is not one of ['SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV']", i]
+        e = _types_seccompFlag(v)
+        if e is not None:
+            return _at(e, i)
     return None
 
 
 def _linux_seccomp_syscalls(x):
     # linux.schema.json#/definitions/seccomp/properties/syscalls
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _linux_syscallRule(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _linux_memoryPolicy_flags(x):
     # linux.schema.json#/definitions/memoryPolicy/properties/flags
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", i]
-        if not (v in _C15):
+        if not (v in _C10):
             return [_r(v) + " is not one of ['MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES']", i]
     return None
 
 
 def _platforms_solaris_anet_items(x):
     # platforms.schema.json#/definitions/solaris/properties/anet/items
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('linkname', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'linkname' in x:
+        v = x['linkname']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'linkname']
-    v = x.get('lowerLink', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'lowerLink' in x:
+        v = x['lowerLink']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'lowerLink']
-    v = x.get('allowedAddress', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'allowedAddress' in x:
+        v = x['allowedAddress']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'allowedAddress']
-    v = x.get('configureAllowedAddress', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'configureAllowedAddress' in x:
+        v = x['configureAllowedAddress']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'configureAllowedAddress']
-    v = x.get('defrouter', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'defrouter' in x:
+        v = x['defrouter']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'defrouter']
-    v = x.get('linkProtection', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'linkProtection' in x:
+        v = x['linkProtection']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'linkProtection']
-    v = x.get('macAddress', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'macAddress' in x:
+        v = x['macAddress']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'macAddress']
     return None
 
 
 def _platforms_windows_devices_items(x):
     # platforms.schema.json#/definitions/windows/properties/devices/items
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'id' not in x:
         return ["'id' is a required property"]
     if 'idType' not in x:
         return ["'idType' is a required property"]
-    v = x.get('id', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'id' in x:
+        v = x['id']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'id']
-    v = x.get('idType', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'idType' in x:
+        v = x['idType']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'idType']
-        if not (v in _C16):
+        if not (v in _C11):
             return [_r(v) + " is not one of ['class']", 'idType']
     return None
 
 
 def _platforms_windows_resources_memory(x):
     # platforms.schema.json#/definitions/windows/properties/resources/properties/memory
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('limit', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'limit']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'limit']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'limit']
+    if 'limit' in x:
+        e = _types_uint64(x['limit'])
+        if e is not None:
+            return _at(e, 'limit')
     return None
 
 
 def _platforms_windows_resources_cpu(x):
     # platforms.schema.json#/definitions/windows/properties/resources/properties/cpu
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('count', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'count']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'count']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'count']
-    v = x.get('shares', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'shares']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'shares']
-        if v > 65535:
-            return [_r(v) + ' is greater than the maximum of 65535', 'shares']
-    v = x.get('maximum', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'maximum']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'maximum']
-        if v > 65535:
-            return [_r(v) + ' is greater than the maximum of 65535', 'maximum']
-    v = x.get('affinity', _NO)
-    if v is not _NO:
-        e = _platforms_windows_resources_cpu_affinity(v)
+    if 'count' in x:
+        e = _types_uint64(x['count'])
         if e is not None:
-            e.append('affinity')
-            return e
+            return _at(e, 'count')
+    if 'shares' in x:
+        e = _types_uint16(x['shares'])
+        if e is not None:
+            return _at(e, 'shares')
+    if 'maximum' in x:
+        e = _types_uint16(x['maximum'])
+        if e is not None:
+            return _at(e, 'maximum')
+    if 'affinity' in x:
+        e = _platforms_windows_resources_cpu_affinity(x['affinity'])
+        if e is not None:
+            return _at(e, 'affinity')
     return None
 
 
 def _platforms_windows_resources_storage(x):
     # platforms.schema.json#/definitions/windows/properties/resources/properties/storage
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('iops', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'iops']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'iops']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'iops']
-    v = x.get('bps', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'bps']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'bps']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'bps']
-    v = x.get('sandboxSize', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'sandboxSize']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'sandboxSize']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'sandboxSize']
+    if 'iops' in x:
+        e = _types_uint64(x['iops'])
+        if e is not None:
+            return _at(e, 'iops')
+    if 'bps' in x:
+        e = _types_uint64(x['bps'])
+        if e is not None:
+            return _at(e, 'bps')
+    if 'sandboxSize' in x:
+        e = _types_uint64(x['sandboxSize'])
+        if e is not None:
+            return _at(e, 'sandboxSize')
     return None
 
 
 def _platforms_vm_hwConfig_iomems(x):
     # platforms.schema.json#/definitions/vm/properties/hwConfig/properties/iomems
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _platforms_ioMemEntry(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _platforms_zos_namespaces_items(x):
     # platforms.schema.json#/definitions/zos/properties/namespaces/items
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'type' not in x:
         return ["'type' is a required property"]
-    v = x.get('type', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'type' in x:
+        v = x['type']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'type']
-        if not (v in _C17):
+        if not (v in _C12):
             return [_r(v) + " is not one of ['mount', 'pid', 'uts', 'ipc']", 'type']
-    v = x.get('path', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'path' in x:
+        v = x['path']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'path']
     return None
 
 
 def _platforms_freebsd_devices_items(x):
     # platforms.schema.json#/definitions/freebsd/properties/devices/items
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('path', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'path' in x:
+        v = x['path']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'path']
-    v = x.get('mode', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'mode']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'mode']
-        if v > 511:
-            return [_r(v) + ' is greater than the maximum of 511', 'mode']
+    if 'mode' in x:
+        e = _types_fileMode(x['mode'])
+        if e is not None:
+            return _at(e, 'mode')
+    return None
+
+
+def _platforms_jailNewOrInherit(x):
+    # platforms.schema.json#/definitions/jailNewOrInherit
+    if not (x.__class__ is str):
+        return [_r(x) + " is not of type 'string'"]
+    if not (x in _C13):
+        return [_r(x) + " is not one of ['new', 'inherit']"]
+    return None
+
+
+def _platforms_jailSharing(x):
+    # platforms.schema.json#/definitions/jailSharing
+    if not (x.__class__ is str):
+        return [_r(x) + " is not of type 'string'"]
+    if not (x in _C14):
+        return [_r(x) + " is not one of ['disable', 'new', 'inherit']"]
+    return None
+
+
+def _types_uint8(x):
+    # types.json#/definitions/uint8
+    if not (x.__class__ is int):
+        return [_r(x) + " is not of type 'integer'"]
+    if x < 0:
+        return [_r(x) + ' is less than the minimum of 0']
+    if x > 255:
+        return [_r(x) + ' is greater than the maximum of 255']
     return None
 
 
 def _platforms_jail_allow(x):
     # platforms.schema.json#/definitions/jail/properties/allow
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('setHostname', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'setHostname' in x:
+        v = x['setHostname']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'setHostname']
-    v = x.get('rawSockets', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'rawSockets' in x:
+        v = x['rawSockets']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'rawSockets']
-    v = x.get('chflags', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'chflags' in x:
+        v = x['chflags']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'chflags']
-    v = x.get('mount', _NO)
-    if v is not _NO:
-        e = _types_strings(v)
+    if 'mount' in x:
+        e = _types_strings(x['mount'])
         if e is not None:
-            e.append('mount')
-            return e
-    v = x.get('quotas', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+            return _at(e, 'mount')
+    if 'quotas' in x:
+        v = x['quotas']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'quotas']
-    v = x.get('socketAf', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'socketAf' in x:
+        v = x['socketAf']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'socketAf']
-    v = x.get('mlock', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'mlock' in x:
+        v = x['mlock']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'mlock']
-    v = x.get('reservedPorts', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'reservedPorts' in x:
+        v = x['reservedPorts']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'reservedPorts']
-    v = x.get('suser', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'suser' in x:
+        v = x['suser']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'suser']
+    return None
+
+
+def _types_namespaceType(x):
+    # types.json#/definitions/namespaceType
+    if not (x.__class__ is str):
+        return [_r(x) + " is not of type 'string'"]
+    if not (x in _C15):
+        return [_r(x) + " is not one of ['mount', 'pid', 'network', 'uts', 'ipc', 'user', 'cgroup', 'time']"]
     return None
 
 
 def _features_linux_seccomp_actions(x):
     # features.schema.json#/definitions/linux/properties/seccomp/properties/actions
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", i]
-        if not (v in _C5):
-            return [_r(v) + " is not one of ['SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE', 'SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY']", i]
+        e = _types_seccompAction(v)
+        if e is not None:
+            return _at(e, i)
     return None
 
 
 def _features_linux_seccomp_operators(x):
     # features.schema.json#/definitions/linux/properties/seccomp/properties/operators
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", i]
-        if not (v in _C18):
-            return [_r(v) + " is not one of ['SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ']", i]
+        e = _types_seccompOperator(v)
+        if e is not None:
+            return _at(e, i)
     return None
 
 
 def _features_linux_seccomp_archs(x):
     # features.schema.json#/definitions/linux/properties/seccomp/properties/archs
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", i]
-        if not (v in _C13):
-            return [_r(v) + " is not one of ['SCMP_ARCH_X86', 'SCMP_ARCH_X86_64', 'SCMP_ARCH_X32', 'SCMP_ARCH_ARM', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_RISCV64']", i]
+        e = _types_seccompArch(v)
+        if e is not None:
+            return _at(e, i)
     return None
 
 
 def _features_linux_seccomp_knownFlags(x):
     # features.schema.json#/definitions/linux/properties/seccomp/properties/knownFlags
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", i]
-        if not (v in _C14):
-            return [_r(v) + " is not one of ['SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV']", i]
+        e = _types_seccompFlag(v)
+        if e is not None:
+            return _at(e, i)
     return None
 
 
 def _features_linux_seccomp_supportedFlags(x):
     # features.schema.json#/definitions/linux/properties/seccomp/properties/supportedFlags
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", i]
-        if not (v in _C14):
-            return [_r(v) + " is not one of ['SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV']", i]
+        e = _types_seccompFlag(v)
+        if e is not None:
+            return _at(e, i)
+    return None
+
+
+def _types_int64(x):
+    # types.json#/definitions/int64
+    if not (x.__class__ is int):
+        return [_r(x) + " is not of type 'integer'"]
+    if x < -9223372036854775808:
+        return [_r(x) + ' is less than the minimum of -9223372036854775808']
+    if x > 9223372036854775807:
+        return [_r(x) + ' is greater than the maximum of 9223372036854775807']
+    return None
+
+
+def _types_fileMode(x):
+    # types.json#/definitions/fileMode
+    if not (x.__class__ is int):
+        return [_r(x) + " is not of type 'integer'"]
+    if x < 0:
+        return [_r(x) + ' is less than the minimum of 0']
+    if x > 511:
+        return [_r(x) + ' is greater than the maximum of 511']
     return None
 
 
 def _linux_deviceRule(x):
     # linux.schema.json#/definitions/deviceRule
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'allow' not in x:
         return ["'allow' is a required property"]
-    v = x.get('allow', _NO)
-    if v is not _NO:
-        if not ((v is True or v is False)):
+    if 'allow' in x:
+        v = x['allow']
+        if not (v.__class__ is bool):
             return [_r(v) + " is not of type 'boolean'", 'allow']
-    v = x.get('type', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'type' in x:
+        v = x['type']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'type']
-    v = x.get('major', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'major']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'major']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'major']
-    v = x.get('minor', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'minor']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'minor']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'minor']
-    v = x.get('access', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'major' in x:
+        e = _types_int64(x['major'])
+        if e is not None:
+            return _at(e, 'major')
+    if 'minor' in x:
+        e = _types_int64(x['minor'])
+        if e is not None:
+            return _at(e, 'minor')
+    if 'access' in x:
+        v = x['access']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'access']
+    return None
+
+
+def _types_uint16(x):
+    # types.json#/definitions/uint16
+    if not (x.__class__ is int):
+        return [_r(x) + " is not of type 'integer'"]
+    if x < 0:
+        return [_r(x) + ' is less than the minimum of 0']
+    if x > 65535:
+        return [_r(x) + ' is greater than the maximum of 65535']
     return None
 
 
 def _linux_blockIO_weightDevice(x):
     # linux.schema.json#/definitions/blockIO/properties/weightDevice
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _linux_deviceWeight(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _linux_deviceThrottles(x):
     # linux.schema.json#/definitions/deviceThrottles
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _linux_deviceThrottles_items(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _linux_hugepageLimit(x):
     # linux.schema.json#/definitions/hugepageLimit
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'pageSize' not in x:
         return ["'pageSize' is a required property"]
     if 'limit' not in x:
         return ["'limit' is a required property"]
-    v = x.get('pageSize', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'pageSize' in x:
+        v = x['pageSize']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'pageSize']
         if not _p7(v):
             return [_r(v) + " does not match '^[1-9][0-9]*[KMG]B$'", 'pageSize']
-    v = x.get('limit', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'limit']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'limit']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'limit']
+    if 'limit' in x:
+        e = _types_uint64(x['limit'])
+        if e is not None:
+            return _at(e, 'limit')
     return None
 
 
 def _linux_resources_network_priorities(x):
     # linux.schema.json#/definitions/resources/properties/network/properties/priorities
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _linux_interfacePriority(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _linux_rdmaLimit(x):
     # linux.schema.json#/definitions/rdmaLimit
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('hcaHandles', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'hcaHandles']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'hcaHandles']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'hcaHandles']
-    v = x.get('hcaObjects', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'hcaObjects']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'hcaObjects']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'hcaObjects']
+    if 'hcaHandles' in x:
+        e = _types_uint32(x['hcaHandles'])
+        if e is not None:
+            return _at(e, 'hcaHandles')
+    if 'hcaObjects' in x:
+        e = _types_uint32(x['hcaObjects'])
+        if e is not None:
+            return _at(e, 'hcaObjects')
+    return None
+
+
+def _types_seccompArch(x):
+    # types.json#/definitions/seccompArch
+    if not (x.__class__ is str):
+        return [_r(x) + " is not of type 'string'"]
+    if not (x in _C16):
+        return [_r(x) + " is not one of ['SCMP_ARCH_X86', 'SCMP_ARCH_X86_64', 'SCMP_ARCH_X32', 'SCMP_ARCH_ARM', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_RISCV64']"]
+    return None
+
+
+def _types_seccompFlag(x):
+    # types.json#/definitions/seccompFlag
+    if not (x.__class__ is str):
+        return [_r(x) + " is not of type 'string'"]
+    if not (x in _C17):
+        return [_r(x) + " is not one of ['SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV']"]
     return None
 
 
 def _linux_syscallRule(x):
     # linux.schema.json#/definitions/syscallRule
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'names' not in x:
         return ["'names' is a required property"]
     if 'action' not in x:
         return ["'action' is a required property"]
-    v = x.get('names', _NO)
-    if v is not _NO:
-        e = _linux_syscallRule_names(v)
+    if 'names' in x:
+        e = _linux_syscallRule_names(x['names'])
         if e is not None:
-            e.append('names')
-            return e
-    v = x.get('action', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'action']
-        if not (v in _C5):
-            return [_r(v) + " is not one of ['SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE', 'SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY']", 'action']
-    v = x.get('errnoRet', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'errnoRet']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'errnoRet']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'errnoRet']
-    v = x.get('args', _NO)
-    if v is not _NO:
-        e = _linux_syscallRule_args(v)
+            return _at(e, 'names')
+    if 'action' in x:
+        e = _types_seccompAction(x['action'])
         if e is not None:
-            e.append('args')
-            return e
+            return _at(e, 'action')
+    if 'errnoRet' in x:
+        e = _types_uint32(x['errnoRet'])
+        if e is not None:
+            return _at(e, 'errnoRet')
+    if 'args' in x:
+        e = _linux_syscallRule_args(x['args'])
+        if e is not None:
+            return _at(e, 'args')
     return None
 
 
 def _platforms_windows_resources_cpu_affinity(x):
     # platforms.schema.json#/definitions/windows/properties/resources/properties/cpu/properties/affinity
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
-    v = x.get('mask', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'mask']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'mask']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'mask']
-    v = x.get('group', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'group']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'group']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'group']
+    if 'mask' in x:
+        e = _types_uint64(x['mask'])
+        if e is not None:
+            return _at(e, 'mask')
+    if 'group' in x:
+        e = _types_uint32(x['group'])
+        if e is not None:
+            return _at(e, 'group')
     return None
 
 
 def _platforms_ioMemEntry(x):
     # platforms.schema.json#/definitions/ioMemEntry
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'firstMFN' not in x:
         return ["'firstMFN' is a required property"]
     if 'nrMFNs' not in x:
         return ["'nrMFNs' is a required property"]
-    v = x.get('firstGFN', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'firstGFN']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'firstGFN']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'firstGFN']
-    v = x.get('firstMFN', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'firstMFN']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'firstMFN']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'firstMFN']
-    v = x.get('nrMFNs', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'nrMFNs']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'nrMFNs']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'nrMFNs']
+    if 'firstGFN' in x:
+        e = _types_uint64(x['firstGFN'])
+        if e is not None:
+            return _at(e, 'firstGFN')
+    if 'firstMFN' in x:
+        e = _types_uint64(x['firstMFN'])
+        if e is not None:
+            return _at(e, 'firstMFN')
+    if 'nrMFNs' in x:
+        e = _types_uint64(x['nrMFNs'])
+        if e is not None:
+            return _at(e, 'nrMFNs')
+    return None
+
+
+def _types_seccompOperator(x):
+    # types.json#/definitions/seccompOperator
+    if not (x.__class__ is str):
+        return [_r(x) + " is not of type 'string'"]
+    if not (x in _C18):
+        return [_r(x) + " is not one of ['SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ']"]
     return None
 
 
 def _linux_deviceWeight(x):
     # linux.schema.json#/definitions/deviceWeight
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'major' not in x:
         return ["'major' is a required property"]
     if 'minor' not in x:
         return ["'minor' is a required property"]
-    v = x.get('major', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'major']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'major']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'major']
-    v = x.get('minor', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'minor']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'minor']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'minor']
-    v = x.get('weight', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'weight']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'weight']
-        if v > 65535:
-            return [_r(v) + ' is greater than the maximum of 65535', 'weight']
-    v = x.get('leafWeight', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'leafWeight']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'leafWeight']
-        if v > 65535:
-            return [_r(v) + ' is greater than the maximum of 65535', 'leafWeight']
+    if 'major' in x:
+        e = _types_int64(x['major'])
+        if e is not None:
+            return _at(e, 'major')
+    if 'minor' in x:
+        e = _types_int64(x['minor'])
+        if e is not None:
+            return _at(e, 'minor')
+    if 'weight' in x:
+        e = _types_uint16(x['weight'])
+        if e is not None:
+            return _at(e, 'weight')
+    if 'leafWeight' in x:
+        e = _types_uint16(x['leafWeight'])
+        if e is not None:
+            return _at(e, 'leafWeight')
     return None
 
 
 def _linux_deviceThrottles_items(x):
     # linux.schema.json#/definitions/deviceThrottles/items
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'major' not in x:
         return ["'major' is a required property"]
     if 'minor' not in x:
         return ["'minor' is a required property"]
-    v = x.get('major', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'major']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'major']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'major']
-    v = x.get('minor', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'minor']
-        if v < -9223372036854775808:
-            return [_r(v) + ' is less than the minimum of -9223372036854775808', 'minor']
-        if v > 9223372036854775807:
-            return [_r(v) + ' is greater than the maximum of 9223372036854775807', 'minor']
-    v = x.get('rate', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'rate']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'rate']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'rate']
+    if 'major' in x:
+        e = _types_int64(x['major'])
+        if e is not None:
+            return _at(e, 'major')
+    if 'minor' in x:
+        e = _types_int64(x['minor'])
+        if e is not None:
+            return _at(e, 'minor')
+    if 'rate' in x:
+        e = _types_uint64(x['rate'])
+        if e is not None:
+            return _at(e, 'rate')
     return None
 
 
 def _linux_interfacePriority(x):
     # linux.schema.json#/definitions/interfacePriority
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'name' not in x:
         return ["'name' is a required property"]
     if 'priority' not in x:
         return ["'priority' is a required property"]
-    v = x.get('name', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
+    if 'name' in x:
+        v = x['name']
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", 'name']
-    v = x.get('priority', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'priority']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'priority']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'priority']
+    if 'priority' in x:
+        e = _types_uint32(x['priority'])
+        if e is not None:
+            return _at(e, 'priority')
     return None
 
 
 def _linux_syscallRule_names(x):
     # linux.schema.json#/definitions/syscallRule/properties/names
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     if len(x) < 1:
         return [_r(x) + ' should be non-empty']
     for i, v in enumerate(x):
-        if not (isinstance(v, str)):
+        if not (v.__class__ is str):
             return [_r(v) + " is not of type 'string'", i]
     return None
 
 
 def _linux_syscallRule_args(x):
     # linux.schema.json#/definitions/syscallRule/properties/args
-    if not (isinstance(x, list)):
+    if not (x.__class__ is list):
         return [_r(x) + " is not of type 'array'"]
     for i, v in enumerate(x):
         e = _linux_syscallArg(v)
         if e is not None:
-            e.append(i)
-            return e
+            return _at(e, i)
     return None
 
 
 def _linux_syscallArg(x):
     # linux.schema.json#/definitions/syscallArg
-    if not (isinstance(x, dict)):
+    if not (x.__class__ is dict):
         return [_r(x) + " is not of type 'object'"]
     if 'index' not in x:
         return ["'index' is a required property"]
@@ -3090,36 +2646,22 @@ def _linux_syscallArg(x):
         return ["'value' is a required property"]
     if 'op' not in x:
         return ["'op' is a required property"]
-    v = x.get('index', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'index']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'index']
-        if v > 4294967295:
-            return [_r(v) + ' is greater than the maximum of 4294967295', 'index']
-    v = x.get('value', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'value']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'value']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'value']
-    v = x.get('valueTwo', _NO)
-    if v is not _NO:
-        if not ((v.__class__ is int or (isinstance(v, int) and not isinstance(v, bool)))):
-            return [_r(v) + " is not of type 'integer'", 'valueTwo']
-        if v < 0:
-            return [_r(v) + ' is less than the minimum of 0', 'valueTwo']
-        if v > 18446744073709551615:
-            return [_r(v) + ' is greater than the maximum of 18446744073709551615', 'valueTwo']
-    v = x.get('op', _NO)
-    if v is not _NO:
-        if not (isinstance(v, str)):
-            return [_r(v) + " is not of type 'string'", 'op']
-        if not (v in _C18):
-            return [_r(v) + " is not one of ['SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ']", 'op']
+    if 'index' in x:
+        e = _types_uint32(x['index'])
+        if e is not None:
+            return _at(e, 'index')
+    if 'value' in x:
+        e = _types_uint64(x['value'])
+        if e is not None:
+            return _at(e, 'value')
+    if 'valueTwo' in x:
+        e = _types_uint64(x['valueTwo'])
+        if e is not None:
+            return _at(e, 'valueTwo')
+    if 'op' in x:
+        e = _types_seccompOperator(x['op'])
+        if e is not None:
+            return _at(e, 'op')
     return None
 
 

@@ -59,7 +59,18 @@ def parse_json(data, source):
         return loads(data)
     except UnicodeDecodeError as e:
         raise ConfigError("invalid JSON: not UTF-8 (byte %d)" % e.start, source) from None
-    except ValueError as e:  # json.JSONDecodeError: "msg: line L column C (char N)"
+    except RecursionError:
+        raise ConfigError("invalid JSON: nested too deeply", source) from None
+    except (ValueError, SystemError):
+        # Bad JSON.  (_json's bare scanner raises SystemError for some
+        # errors while json.decoder is not loaded yet.)  The json package
+        # says where, as "msg: line L column C (char N)".
+        pass
+    import json
+
+    try:
+        return json.loads(data)
+    except ValueError as e:
         raise ConfigError("invalid JSON: %s" % e, source) from None
     except RecursionError:
         raise ConfigError("invalid JSON: nested too deeply", source) from None
