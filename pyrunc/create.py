@@ -30,7 +30,9 @@ def load_spec(bundle):
 def create_container(cls, cid, bundle, root, opts):
     from .container import CREATED, CREATING, check_bundle_spec
     from .namespaces import NamespacePlan
+    from .process import check_inherited_fds
 
+    listen_fds = check_inherited_fds(opts.preserve_fds)  # before we open any fd
     bundle = os.path.abspath(bundle or ".")
     # Paths given on the command line are relative to the caller's cwd,
     # not to the bundle we chdir into below.
@@ -52,6 +54,9 @@ def create_container(cls, cid, bundle, root, opts):
         from .errors import NotSupported
 
         raise NotSupported("systemd cgroup driver requested but systemd is not running")
+    from .console import console_channel
+
+    console_fd = console_channel(spec.process, opts)
     join_fds = plan.open_join_fds()
 
     sd.make()
@@ -71,7 +76,8 @@ def create_container(cls, cid, bundle, root, opts):
             made.cgroup = mgr
             container.record["cgroup"] = mgr.to_dict()
         container.save()
-        _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made)
+        _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made,
+               console_fd=console_fd, listen_fds=listen_fds)
         container.record["status"] = CREATED
         container.save()
         if opts.pid_file:
@@ -85,7 +91,7 @@ def create_container(cls, cid, bundle, root, opts):
         sd.remove()
         raise
     finally:
-        for _, fd in join_fds:
+        for fd in [fd for _, fd in join_fds] + ([console_fd] if console_fd is not None else []):
             try:
                 os.close(fd)
             except OSError:
@@ -168,13 +174,15 @@ class _Undo:
                 pass
 
 
-def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made):
+def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=None, listen_fds=0):
     from .process import InitContext, Sync, stage1_main
 
     fifo_fd = os.open(container.dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     ctx = InitContext(spec=spec, rootfs=rootfs, plan=plan, join_fds=join_fds,
                       fifo_fd=fifo_fd, no_pivot=opts.no_pivot,
-                      no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds,
+                      no_new_keyring=opts.no_new_keyring,
+                      preserve_fds=listen_fds + (opts.preserve_fds or 0), listen_fds=listen_fds,
+                      console_fd=console_fd,
                       cgroup_manager=mgr, container_id=container.id,
                       close_fds=[container.dir._lock_fd])
     p2c_r, p2c_w = os.pipe()

@@ -10,7 +10,14 @@ Process model (all plain os.fork(), so Python's fork bookkeeping holds):
                 wait on exec.fifo → startContainer hooks → drop privileges →
                 execve
 
+  pyrunc exec (parent, see execute.py)
+   └─ middle: [in the container's cgroup] → setns every namespace of the
+      │       init (user first, mount last) → fork → report pid → exit
+      └─ process (inside the pid ns): setsid → [pty] → exec_process()
+
 Parent and children talk over two pipes with one-line messages (Sync).
+Once a child has entered the container's mount namespace the host's Python
+library is out of reach: everything it still needs is imported before.
 """
 import os
 
@@ -75,7 +82,7 @@ class InitContext:
 
     __slots__ = ("spec", "rootfs", "plan", "join_fds", "fifo_fd", "no_pivot",
                  "no_new_keyring", "preserve_fds", "cgroup_manager", "console_fd",
-                 "container_id", "close_fds")
+                 "container_id", "close_fds", "listen_fds")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -157,8 +164,13 @@ def init_main(ctx, sync):
 
             run_hooks("createContainer", hooks, state_doc)
         preload_modules(spec)
+        seccomp = compile_seccomp(spec.linux)
         if ctx.plan.has("mount"):
             builder.pivot(ctx.no_pivot)
+        if spec.process.terminal:
+            from .console import setup_console
+
+            setup_console(ctx.console_fd, spec.process.console_size, mount_console=True)
         # sysctls before readonlyPaths (usually /proc/sys) go read-only.
         set_identity_names(spec, ctx.plan)
         apply_sysctl(spec.linux.sysctl)
@@ -168,6 +180,10 @@ def init_main(ctx, sync):
             join_new_keyring(ctx.container_id)
         proc = spec.process
         env = build_env(proc)
+        if ctx.listen_fds:
+            # socket activation: the init is pid 1 (runc sets 1 regardless)
+            env["LISTEN_FDS"] = str(ctx.listen_fds)
+            env["LISTEN_PID"] = "1"
         exe = find_executable(proc.args[0], env.get("PATH"), proc.cwd)
         refuse_runtime_binary(exe, runtime_identity, proc.args[0])
         sync.send("R")
@@ -190,7 +206,8 @@ def init_main(ctx, sync):
             from .hooks import run_hooks
 
             run_hooks("startContainer", hooks, state_doc)
-        exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=wfd, linux_spec=spec.linux)
+        exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=wfd, linux_spec=spec.linux,
+                     seccomp=seccomp)
     except BaseException as e:  # noqa: B902
         # Tell `start` through the fifo; if it could not even be opened,
         # the container's stderr is the only channel left.
@@ -210,9 +227,28 @@ def preload_modules(spec):
     if spec.process.apparmor_profile or spec.process.selinux_label:
         from .security import lsm  # noqa: F401
     if spec.hooks.get("startContainer"):
-        import subprocess  # noqa: F401
+        from . import hooks, jsonio  # noqa: F401
+    if spec.process.terminal:
+        import fcntl  # noqa: F401
+        import stat  # noqa: F401
 
-        from . import hooks  # noqa: F401
+        from . import console  # noqa: F401
+
+
+def compile_seccomp(linux_spec):
+    """The container's seccomp filter, compiled while the host's library is
+    still reachable; exec_process() loads it.  Never run unconfined when a
+    filter was asked for."""
+    doc = linux_spec.seccomp_doc if linux_spec is not None else None
+    if doc is None:
+        return None
+    try:
+        from .security.seccomp import Seccomp
+    except ImportError:
+        from .errors import NotSupported
+
+        raise NotSupported("linux.seccomp: this pyrunc has no seccomp support") from None
+    return Seccomp.from_dict(doc).compile()
 
 
 def sync_state_doc(sync):
@@ -221,7 +257,9 @@ def sync_state_doc(sync):
     tag, payload = sync.recv()
     if tag != "S":
         raise SyncError("expected state from runtime, got %r" % tag)
-    return loads(payload)
+    doc = loads(payload)
+    doc["pid"] = os.getpid()  # hooks in the container's namespaces see its pid
+    return doc
 
 
 def set_identity_names(spec, plan):
@@ -304,9 +342,15 @@ def _check_exec(name, path):
         raise ExecError('exec: "%s": permission denied' % name, 126)
 
 
-def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None):
+def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None):
     """Drop privileges and execve, in runc's order: rlimits, close fds,
-    bounding set, user, capabilities, cwd, no_new_privs, seccomp, exec."""
+    bounding set, user, capabilities, cwd, no_new_privs, seccomp, exec.
+
+    Used by the init and by `exec`.  fds 3..3+preserve_fds-1 (socket
+    activation and --preserve-fds) reach the process; every other fd is
+    closed.  `seccomp` is a compiled filter: without no_new_privs loading
+    it is privileged, so it goes in before the capabilities are dropped;
+    with no_new_privs as late as possible."""
     import resource
 
     for rl in proc.rlimits:
@@ -317,9 +361,14 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None):
     from .security import process_attrs
 
     process_attrs.apply(proc, linux_spec)
-    close_fds(3 + (preserve_fds or 0), keep_fd)
+    extra = preserve_fds or 0
+    for fd in range(3, 3 + extra):
+        os.set_inheritable(fd, True)
+    close_fds(3 + extra, keep_fd)
+    if seccomp is not None and not proc.no_new_privileges:
+        seccomp.load()
+        seccomp = None
     caps = proc.capabilities
-    seccomp = None
     if caps is not None:
         from .security import capabilities
 
@@ -364,3 +413,27 @@ def close_fds(first, keep_fd=-1):
         os.closerange(keep_fd + 1, 1 << 20)
     else:
         os.closerange(first, 1 << 20)
+
+
+def check_inherited_fds(preserve_fds):
+    """fds the caller passes to the container: socket activation's (when
+    LISTEN_PID names us, as systemd's sd_listen_fds checks) then
+    --preserve-fds more.  Checked before the runtime opens any fd of its
+    own, so none of ours can sit at one of those numbers.  -> the number
+    of socket-activation fds."""
+    listen = 0
+    if os.environ.get("LISTEN_FDS") and os.environ.get("LISTEN_PID") == str(os.getpid()):
+        try:
+            listen = max(0, int(os.environ["LISTEN_FDS"]))
+        except ValueError:
+            listen = 0
+    base = 3 + listen
+    for fd in range(3, base + (preserve_fds or 0)):
+        try:
+            os.fstat(fd)
+        except OSError as e:
+            if fd < base:
+                raise PyruncError("LISTEN_FDS=%d: fd %d: %s" % (listen, fd, e.strerror)) from None
+            raise PyruncError("unable to stat preserved-fd %d (of %d): %s"
+                              % (fd - base, preserve_fds, e.strerror)) from None
+    return listen

@@ -1,31 +1,97 @@
 """`run`: create + start, then (in the foreground) wait for the container,
-forward signals to it, and delete it when it exits."""
+forward signals to it, and delete it when it exits.
+
+In the foreground pyrunc is a child subreaper: the init is orphaned when
+stage 1 exits and comes back to us, so its exit status is ours to read.
+With process.terminal and no --console-socket, the init sends its pty
+master over a socketpair and pyrunc proxies the user's terminal.
+"""
 import os
 
 from . import linux
+from .container import CreateOptions
+
+
+class RunOptions(CreateOptions):
+    """CreateOptions plus the container end of a foreground run's console
+    socketpair (create reads it as it would --console-socket)."""
+
+    __slots__ = ("console_fd",)
+
+    def __init__(self, base, console_fd=None):
+        super().__init__(**{k: getattr(base, k) for k in CreateOptions.__slots__})
+        self.console_fd = console_fd
 
 
 def run(cid, bundle, root, opts, detach=False, keep=False):
     from .container import Container
 
-    if not detach:
-        # The init is orphaned when stage 1 exits; as a subreaper we get it
-        # back and can wait for its exit status.
-        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
-    c = Container.create(cid, bundle, root, opts)
+    if detach:
+        c = Container.create(cid, bundle, root, opts)
+        _start_or_delete(c, cid, root)
+        return 0
+    # The init is orphaned when stage 1 exits; as a subreaper we get it
+    # back and can wait for its exit status.
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    ours = theirs = None
+    if _wants_terminal(bundle, opts):
+        from .console import socket_pair
+
+        ours, theirs = socket_pair()
+        opts = RunOptions(opts, console_fd=theirs)
+    try:
+        c = Container.create(cid, bundle, root, opts)
+    finally:
+        if theirs is not None:
+            os.close(theirs)
+    master = None
+    try:
+        if ours is not None:
+            from .console import recv_fd
+
+            master = recv_fd(ours)  # sent by the init before create returned
+            os.close(ours)
+            ours = None
+        _start_or_delete(c, cid, root)
+        c.dir.unlock()
+        if master is not None:
+            from .console import TerminalProxy
+
+            with TerminalProxy(master) as proxy:
+                status = proxy.run(c.pid)
+        else:
+            status = wait_forwarding_signals(c.pid)
+    finally:
+        for fd in (ours, master):
+            if fd is not None:
+                os.close(fd)
+    if not keep:
+        _delete(cid, root)
+    return status
+
+
+def _wants_terminal(bundle, opts):
+    """process.terminal in the bundle's config, with runc's checks for a
+    foreground run (a console socket only makes sense when detaching)."""
+    from .console import check_terminal
+    from .create import load_spec
+
+    try:
+        _, spec = load_spec(os.path.abspath(bundle or "."))
+    except Exception:  # noqa: BLE001 - create reports a bad config in its own words
+        return False
+    terminal = bool(spec.process is not None and spec.process.terminal)
+    check_terminal(terminal, False, opts.console_socket)
+    return terminal
+
+
+def _start_or_delete(c, cid, root):
     try:
         c.start()
     except BaseException:
         c.dir.unlock()
         _delete(cid, root)
         raise
-    if detach:
-        return 0
-    c.dir.unlock()
-    status = wait_forwarding_signals(c.pid)
-    if not keep:
-        _delete(cid, root)
-    return status
 
 
 def _delete(cid, root):
@@ -42,7 +108,8 @@ FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SI
 
 
 def wait_forwarding_signals(pid):
-    """Reap children until `pid` exits; return its code (128+sig if killed)."""
+    """Reap children until `pid` exits; return its code (128+sig if killed).
+    Signals sent to pyrunc meanwhile go to `pid`."""
     import _signal as signal
 
     def forward(signum, frame):
@@ -61,4 +128,4 @@ def wait_forwarding_signals(pid):
         except InterruptedError:
             continue
         if wpid == pid:
-            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+            return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
