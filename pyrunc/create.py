@@ -126,6 +126,11 @@ def _make_cgroup(spec, cid, opts):
                       rootless=bool(opts.rootless), systemd=opts.systemd_cgroup)
     if mgr is not None:
         mgr.create()
+        if opts.rootless and set(spec.linux.resources_doc or ()) - {"devices"}:
+            from .log import logger
+
+            logger().warning("rootless container: linux.resources apply only in cgroups "
+                             "delegated to this user; the others are skipped")
     return mgr
 
 
@@ -189,7 +194,12 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
     c2p_r, c2p_w = os.pipe()
     # The runtime must not be dumpable (ptrace-able, /proc/pid/exe readable)
     # by anything in the container it is about to create (CVE-2019-5736).
-    linux.set_dumpable(False)
+    # Unprivileged, the parent can only write the child's id maps while the
+    # child is dumpable: then both drop it right after the maps (stage 1
+    # has only an empty user namespace by then).
+    unprivileged = os.geteuid() != 0
+    if not unprivileged:
+        linux.set_dumpable(False)
     pid = os.fork()
     if pid == 0:
         os.close(p2c_w)
@@ -207,6 +217,8 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
 
             write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings,
                           deny_setgroups=os.geteuid() != 0)
+        if unprivileged:
+            linux.set_dumpable(False)
         if mgr is not None:
             mgr.add_pid(pid)
         sync.send("G")

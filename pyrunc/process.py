@@ -101,6 +101,7 @@ def stage1_main(ctx, sync):
             linux.unshare(linux.CLONE_NEWUSER)
             sync.send("U")
         sync.expect("G")  # id maps written, cgroups joined
+        linux.set_dumpable(False)  # (already so unless the runtime is unprivileged)
         from .namespaces import join_all, write_time_offsets
 
         join_all(ctx.join_fds)
@@ -376,7 +377,7 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
     user = proc.user
     if caps is not None:
         linux.prctl(linux.PR_SET_KEEPCAPS, 1)
-    os.setgroups(user.additional_gids)
+    set_groups(user.additional_gids)
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)
     if caps is not None:
@@ -400,6 +401,24 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
     except OSError as e:
         code = 126 if e.errno in (13, 8) else 127
         raise ExecError('exec: "%s": %s' % (proc.args[0], e.strerror.lower()), code) from None
+
+
+def set_groups(gids):
+    """setgroups(2), except where a user namespace denies it (rootless):
+    then only an empty list is acceptable, and it is already in force."""
+    try:
+        os.setgroups(gids)
+    except PermissionError:
+        try:
+            with open("/proc/self/setgroups") as f:
+                denied = f.read().strip() == "deny"
+        except OSError:
+            denied = False
+        if not denied:
+            raise PyruncError("process.user.additionalGids: setgroups: operation not permitted") from None
+        if gids:
+            raise PyruncError("process.user.additionalGids: cannot set groups: setgroups is denied "
+                              "in this user namespace (rootless)") from None
 
 
 def _rlim(v):
