@@ -442,8 +442,12 @@ def test_update_changes_limits(parent, procs):
     mgr.set(Resources.from_dict({"memory": {"limit": 128 * MB, "swap": 256 * MB}}))
     assert read(mgr.paths["memory"] + "/memory.limit_in_bytes") == str(128 * MB)
     # checkBeforeUpdate refuses a limit under current usage
-    p = procs.start(mgr, "x=$(head -c 8388608 /dev/zero | tr '\\0' a); echo ok; sleep 60")
+    p = procs.start(mgr, "x=$(yes a | head -c 8388608); echo ok; sleep 60")
     assert p.stdout.readline() == b"ok\n"
+    # the charge can lag behind under load: wait until the cgroup shows it
+    deadline = time.time() + 5
+    while int(read(mgr.paths["memory"] + "/memory.usage_in_bytes")) < 4 * MB and time.time() < deadline:
+        time.sleep(0.05)
     with pytest.raises(CgroupError, match="checkBeforeUpdate"):
         mgr.set(Resources.from_dict({"memory": {"limit": 1 * MB, "checkBeforeUpdate": True}}))
     mgr.kill_all(signal.SIGKILL)
