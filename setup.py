@@ -6,5 +6,6 @@ setup(
     cffi_modules=[
         "_native/build_core.py:ffi",
         "_native/build_bpf.py:ffi",
+        "_native/build_seccomp.py:ffi",
     ],
 )
