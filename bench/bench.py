@@ -854,6 +854,7 @@ def main(argv=None):
             "namespaces": [ns["type"] for ns in plan["config"]["linux"]["namespaces"]],
             "load_before": load_before, "load_after": load_avg(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "workdir": workdir,
         },
     }
     print("\n".join(report_lines(raw, args.markdown)))
