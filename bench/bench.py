@@ -128,7 +128,9 @@ def floor_lines(raw):
         return []
     cpu = summarize([s["cpu_ms"] for s in floor])
     wall = summarize([s["wall_ms"] for s in floor])
-    rss = " RSS %.1f MiB," % (summarize([s["maxrss_kb"] for s in floor])["median"] / 1024.0) if raw.get("rss_valid", True) else ""
+    rss = ""
+    if raw.get("rss_valid", True):
+        rss = " RSS %.1f MiB," % (summarize([s["maxrss_kb"] for s in floor])["median"] / 1024.0)
     lines = ["Python floor (`%s -I -S -c pass`): CPU %s ms, wall %s ms,%s median (no Python runtime goes below)"
              % (raw["floor_python"], _fmt(cpu["median"]), _fmt(wall["median"]), rss)]
     run = raw["samples"].get("run", {}).get("pyrunc")
@@ -230,7 +232,8 @@ class Call:
 
     def check(self):
         if self.rc != 0:
-            raise RuntimeError_("%s: exit %s: %s" % (" ".join(self.argv), self.rc, self.err.strip() or self.out.strip()))
+            why = self.err.strip() or self.out.strip()
+            raise RuntimeError_("%s: exit %s: %s" % (" ".join(self.argv), self.rc, why))
         return self
 
 
@@ -421,8 +424,8 @@ class Bench:
         self.bundles.remove(cid)
         self._gone_from_state(rt, cid)
 
-    def _start_detached(self, rt, args):
-        """create+start a container (not measured); returns (cid, init pid)."""
+    def _create(self, rt, args):
+        """Create a container (not measured); returns (cid, init pid)."""
         cid = rt.new_id()
         bundle = self.bundles.make(cid, args)
         rt.live[cid] = None
@@ -490,8 +493,7 @@ class Bench:
         """K detached containers started back to back; the inits' own CPU is
         added when they are reaped after teardown."""
         k = self.plan["burst_size"]
-        wall, cpu, rss, pids = 0, 0.0, 0, []
-        cids = []
+        wall, cpu, rss, cids = 0, 0.0, 0, []
         for _ in range(k):
             cid = rt.new_id()
             bundle = self.bundles.make(cid, SLEEP_ARGS)
@@ -511,11 +513,11 @@ class Bench:
     def setup(self):
         for rt in self.rts:
             os.makedirs(rt.root)
-        self.created = {rt.name: self._start_detached(rt, TRUE_ARGS)[0] for rt in self.rts}
+        self.created = {rt.name: self._create(rt, TRUE_ARGS)[0] for rt in self.rts}
         self.running = {}
         if self.plan["exec"]:
             for rt in self.rts:
-                cid, _ = self._start_detached(rt, SLEEP_ARGS)
+                cid, _ = self._create(rt, SLEEP_ARGS)
                 self.sp.call(rt.argv("start", cid)).check()
                 self.running[rt.name] = cid
             self._probe_exec()
@@ -656,6 +658,18 @@ def launcher_python(pyrunc):
     """The interpreter pyrunc's launcher runs (the floor is measured with it)."""
     beside = os.path.join(os.path.dirname(os.path.abspath(pyrunc)), "python3")
     return beside if os.access(beside, os.X_OK) else shutil.which("python3")
+
+
+def editable_note(pyrunc):
+    """A warning when pyrunc is an editable install: its launcher then needs
+    `site` and the editable import hook, a cost users of a real install
+    don't pay (use a regular `pip install .` to measure)."""
+    prefix = os.path.dirname(os.path.dirname(os.path.abspath(pyrunc)))
+    for sp in glob.glob(prefix + "/lib/python3*/site-packages"):
+        if not os.path.isdir(sp + "/pyrunc") and glob.glob(sp + "/__editable__*pyrunc*"):
+            return ("pyrunc at %s is an EDITABLE install: its figures include the editable "
+                    "import hook (a regular install is faster)" % pyrunc)
+    return None
 
 
 def find_leftovers(workdir, cgroup_parent):
@@ -845,7 +859,8 @@ def main(argv=None):
         "burst_size": args.burst if args.burst and args.burst_every else 0,
         "burst_rounds": len(next(iter(inner["samples"].get("burst", {"": []}).values()))),
         "floor_python": plan["floor_python"], "samples": inner["samples"],
-        "notes": inner["notes"] + ([] if plan["helper"] else ["peak RSS not reported: helper not built (%s)" % why]),
+        "notes": inner["notes"] + ([] if plan["helper"] else ["peak RSS not reported: helper not built (%s)" % why])
+        + [n for n in [editable_note(paths["pyrunc"]) if "pyrunc" in paths else None] if n],
         "rss_valid": bool(plan["helper"]),
         "meta": {
             "host": "%s, %d CPUs" % (os.uname().release, os.cpu_count()),
