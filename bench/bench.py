@@ -140,6 +140,20 @@ def floor_lines(raw):
     return lines
 
 
+def breakdown_lines(raw):
+    """Where create+start+delete's CPU goes, per runtime (medians)."""
+    per_rt = raw["samples"].get("lifecycle") or {}
+    parts = ("create", "start", "init", "delete")
+    lines = []
+    for rt in raw["runtimes"]:
+        ss = per_rt.get(rt)
+        if ss and all("%s_cpu_ms" % p in ss[0] for p in parts):
+            cells = ["%s %s" % (p, _fmt(summarize([s["%s_cpu_ms" % p] for s in ss])["median"])) for p in parts]
+            lines.append("  %-6s %s" % (rt, ", ".join(cells)))
+    return ["create+start+delete CPU by step, ms (init: the container process, reaped by the bench):"] + lines \
+        if lines else []
+
+
 def report_lines(raw, markdown=False):
     meta = raw["meta"]
     lines = ["pyrunc benchmark: %d rounds (+1 warm-up), interleaved, %s; %s" % (
@@ -161,6 +175,7 @@ def report_lines(raw, markdown=False):
     lines.append("")
     lines += table_lines(raw, markdown)
     lines.append("")
+    lines += breakdown_lines(raw)
     lines += floor_lines(raw)
     lines.append("load average before/after: %s / %s" % (meta.get("load_before"), meta.get("load_after")))
     return lines
@@ -474,6 +489,7 @@ class Bench:
         cpu = create.cpu_s + start.cpu_s + delete.cpu_s + init_cpu + orphan_cpu
         s = self._sample(wall, cpu, create.maxrss_kb, n)
         s["init_cpu_ms"] = init_cpu * 1e3  # the container init, reaped by the bench
+        s.update(create_cpu_ms=create.cpu_s * 1e3, start_cpu_ms=start.cpu_s * 1e3, delete_cpu_ms=delete.cpu_s * 1e3)
         return s
 
     def state(self, rt):
