@@ -191,7 +191,14 @@ def execute(c, doc, opts):
             else:
                 ours, ctx.console_fd = socket_pair()
         c.dir.unlock()  # other verbs may run while the process does
+        forwarder = None
+        if not opts.detach:
+            from .run import SignalForwarder
+
+            forwarder = SignalForwarder()
         gpid = spawn(ctx, mgr, cgroup_dirs, subreaper=not opts.detach)
+        if forwarder is not None:
+            forwarder.target(gpid)
     except BaseException:
         if ours is not None:
             os.close(ours)
@@ -414,6 +421,9 @@ def middle_main(ctx, sync, st_w):
     from .process import _report_and_exit
 
     try:
+        from .process import default_signals
+
+        default_signals()
         sync.expect("G")  # in the container's cgroup now
         preload(ctx)
         from .spec import NAMESPACE_FLAGS

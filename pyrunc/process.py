@@ -91,9 +91,21 @@ class InitContext:
 
 # -- stage 1 ------------------------------------------------------------
 
+def default_signals():
+    """A forked child drops the handlers a foreground run/exec installed
+    to forward signals: the container's processes get the default ones."""
+    import _signal as signal
+
+    for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"):
+        num = getattr(signal, name)
+        if callable(signal.getsignal(num)):  # ignored ones stay ignored (nohup)
+            signal.signal(num, signal.SIG_DFL)
+
+
 def stage1_main(ctx, sync):
     """Enter/create the namespaces, fork the init, report its pid, exit."""
     try:
+        default_signals()
         for fd in ctx.close_fds or ():
             os.close(fd)  # e.g. the state dir lock: the verbs after create need it
         plan = ctx.plan

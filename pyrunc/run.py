@@ -33,6 +33,7 @@ def run(cid, bundle, root, opts, detach=False, keep=False):
     # The init is orphaned when stage 1 exits; as a subreaper we get it
     # back and can wait for its exit status.
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    forwarder = SignalForwarder()  # signals before the start are held, not fatal
     ours = theirs = None
     if _wants_terminal(bundle, opts):
         from .console import socket_pair
@@ -54,6 +55,7 @@ def run(cid, bundle, root, opts, detach=False, keep=False):
             ours = None
         _start_or_delete(c, cid, root)
         c.dir.unlock()
+        forwarder.target(c.pid)
         if master is not None:
             from .console import TerminalProxy
 
@@ -105,6 +107,41 @@ def _delete(cid, root):
 
 
 FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+
+
+class SignalForwarder:
+    """Installed before the container's process exists: signals that come
+    meanwhile are held and delivered once target() names the process (as
+    runc queues them), instead of killing pyrunc halfway through."""
+
+    __slots__ = ("pid", "pending")
+
+    def __init__(self):
+        import _signal as signal
+
+        self.pid = None
+        self.pending = []
+        for name in FORWARDED:
+            signal.signal(getattr(signal, name), self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        if self.pid is None:
+            self.pending.append(signum)
+        else:
+            _send(self.pid, signum)
+
+    def target(self, pid):
+        self.pid = pid
+        for signum in self.pending:
+            _send(pid, signum)
+        self.pending = []
+
+
+def _send(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def wait_forwarding_signals(pid):
