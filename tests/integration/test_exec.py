@@ -301,3 +301,52 @@ def test_cgroup_sub_cgroup_v1(bundle, runtime, tmp_path):
                 break
             except OSError:
                 time.sleep(0.05)
+
+
+def test_exec_gets_the_containers_seccomp_filter(bundle, runtime, tmp_path):
+    def cfg(c):
+        c["root"]["readonly"] = False
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                 "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    cid, _ = start_sleeper(bundle, runtime, cfg)
+    script = "mkdir /tmp/x 2>/dev/null; echo rc=$?; grep '^Seccomp:' /proc/self/status"
+    # without no_new_privs the filter goes in before the caps are dropped,
+    # with it just before execve: both paths filter
+    for nnp in (False, True):
+        path = tmp_path / ("p%d.json" % nnp)
+        path.write_text(json.dumps({"args": ["sh", "-c", script], "cwd": "/", "noNewPrivileges": nnp,
+                                    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"],
+                                                     "permitted": ["CAP_KILL"]}}))
+        out = runtime("exec", "--process", str(path), cid).stdout.split("\n")
+        assert out[0] == "rc=1", nnp
+        assert out[1].split() == ["Seccomp:", "2"], nnp
+    out = runtime("exec", cid, "sh", "-c", "mkdir /tmp/y; echo rc=$?").stdout
+    assert "rc=1" in out
+    assert not os.path.exists(os.path.join(bundle.rootfs, "tmp", "y"))
+
+
+def test_cgroup_sub_cgroup_v2(bundle, runtime, tmp_path):
+    cid, pid = start_sleeper(bundle, runtime)
+    with open("/proc/%d/cgroup" % pid) as f:
+        lines = f.read().split("\n")
+    if not any(x.startswith("0::") for x in lines) or any(":pids:" in x or ":memory:" in x for x in lines):
+        pytest.skip("the container's cgroup is not on a pure cgroup v2 host here")
+    base = "/sys/fs/cgroup" + [x for x in lines if x.startswith("0::")][0][3:]
+    sub = os.path.join(base, "sub")
+    os.mkdir(sub)
+    try:
+        pidfile = tmp_path / "p"
+        runtime("exec", "-d", "--pid-file", str(pidfile), "--cgroup", "sub", cid, "sleep", "50")
+        epid = int(pidfile.read_text())
+        with open("/proc/%d/cgroup" % epid) as f:
+            assert f.read().strip().endswith("/sub")
+        p = runtime("exec", "--cgroup", "memory:sub", cid, "true", check=False)
+        assert p.returncode == 1 and "cgroup v1" in p.stderr
+    finally:
+        runtime("kill", "--all", cid, "KILL", check=False)
+        for _ in range(100):
+            try:
+                os.rmdir(sub)
+                break
+            except OSError:
+                time.sleep(0.05)
