@@ -131,6 +131,17 @@ def rmdir_tree(path, attempts=20):
         _rmdir_retry(d, attempts)
 
 
+def rmdir_if_empty(path):
+    """One rmdir: a shared parent still holding other cgroups stays."""
+    import errno
+
+    try:
+        os.rmdir(path)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.EBUSY, errno.ENOTEMPTY):
+            raise CgroupError("rmdir %s: %s" % (path, e.strerror), e.errno) from None
+
+
 def _rmdir_retry(path, attempts):
     delay = 0.01
     for i in range(attempts):

@@ -173,3 +173,31 @@ def test_list_formats(bundle, runtime):
     assert runtime("list", "-q").stdout.split() == [cid]
     docs = json.loads(runtime("list", "--format", "json").stdout)
     assert [d["id"] for d in docs] == [cid] and docs[0]["owner"] == "root"
+
+
+def test_delete_leaves_sibling_cgroups_under_a_shared_parent(bundle, runtime):
+    """The first container under /<parent>/ creates the parent; deleting it
+    must not touch a sibling's cgroup (only an empty parent is removed)."""
+    import glob
+    import uuid
+
+    parent = "/pyrunc-shared-%s" % uuid.uuid4().hex[:8]
+    bundle.set_args("sleep", "100")
+    first, second = runtime.new_id(), runtime.new_id()
+    for cid in (first, second):
+        bundle.update(lambda c, cid=cid: c["linux"].update(cgroupsPath="%s/%s" % (parent, cid)))
+        runtime("run", "-d", "-b", bundle.path, cid)
+    try:
+        start = time.time()
+        runtime("delete", "--force", first)
+        assert time.time() - start < 5  # no retrying on a busy sibling
+        assert runtime.state(second)["status"] == "running"
+        assert glob.glob("/sys/fs/cgroup/memory%s/%s" % (parent, second))
+        runtime("delete", "--force", second)
+    finally:
+        for d in glob.glob("/sys/fs/cgroup/*%s" % parent):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+    assert glob.glob("/sys/fs/cgroup/*%s/*" % parent) == []
