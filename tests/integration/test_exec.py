@@ -350,3 +350,27 @@ def test_cgroup_sub_cgroup_v2(bundle, runtime, tmp_path):
                 break
             except OSError:
                 time.sleep(0.05)
+
+
+def test_exec_in_container_sharing_host_namespaces(bundle, runtime):
+    """Namespaces the container shares with the host are not re-joined
+    (joining one's own user namespace is an error); the rest are."""
+    def cfg(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] not in ("pid", "network")]
+    cid, pid = start_sleeper(bundle, runtime, cfg)
+    inside = parse_ns(runtime("exec", cid, "sh", "-c", ns_script()).stdout)
+    assert inside == host_ns(pid)
+    mine = host_ns(os.getpid())
+    assert inside["pid"] == mine["pid"] and inside["net"] == mine["net"]
+    assert inside["mnt"] != mine["mnt"]
+
+
+def test_exec_in_created_container(bundle, runtime):
+    bundle.set_args("sleep", "1000")
+    cid = runtime.new_id()
+    runtime("create", "-b", bundle.path, cid)
+    p = runtime("exec", cid, "sh", "-c", "echo in-created; readlink /proc/self/ns/mnt")
+    lines = p.stdout.split("\n")
+    assert lines[0] == "in-created"
+    assert lines[1] == os.readlink("/proc/%d/ns/mnt" % runtime.state(cid)["pid"])
+    assert runtime.state(cid)["status"] == "created"
