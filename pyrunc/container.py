@@ -318,9 +318,10 @@ def check_bundle_spec(spec, plan):
         raise ConfigError("domainname: cannot set domainname without a private UTS namespace")
     if not plan.has("mount"):
         raise ConfigError("linux.namespaces: a mount namespace is required")
-    from .security.lsm import check_labels
+    if spec.process.apparmor_profile or spec.process.selinux_label or spec.linux.mount_label:
+        from .security.lsm import check_labels
 
-    check_labels(spec.process, spec.linux.mount_label)
+        check_labels(spec.process, spec.linux.mount_label)
     from .security import process_attrs
 
     process_attrs.check(spec.process, spec.linux)

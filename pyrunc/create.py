@@ -8,7 +8,12 @@ from .errors import ConfigError, PyruncError
 from .state import StateDir, rfc3339_now, write_atomic
 
 
+_LOADED = {}
+
+
 def load_spec(bundle):
+    """(raw dict, Spec) of <bundle>/config.json, validated.  Memoized per
+    file identity: a foreground `run` looks at the config before create."""
     from .spec import Spec
 
     try:
@@ -21,10 +26,15 @@ def load_spec(bundle):
                 return loads(f.read())
 
     path = os.path.join(bundle, "config.json")
-    if not os.path.exists(path):
-        raise ConfigError("no such file (bundle %s)" % bundle)
-    raw = load_config(path)
-    return raw, Spec(raw)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError("no such file (bundle %s)" % bundle) from None
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _LOADED:
+        raw = load_config(path)
+        _LOADED[key] = (raw, Spec(raw))
+    return _LOADED[key]
 
 
 def create_container(cls, cid, bundle, root, opts):
@@ -54,7 +64,9 @@ def create_container(cls, cid, bundle, root, opts):
         from .errors import NotSupported
 
         raise NotSupported("systemd cgroup driver requested but systemd is not running")
-    from .console import console_channel
+    console_channel = _no_console
+    if spec.process.terminal or opts.console_socket or getattr(opts, "console_fd", None) is not None:
+        from .console import console_channel
 
     console_fd = console_channel(spec.process, opts)
     join_fds = plan.open_join_fds()
@@ -111,6 +123,10 @@ def host_id(mappings, cid):
         if m.container_id <= cid < m.container_id + m.size:
             return m.host_id + cid - m.container_id
     return cid if not mappings else -1
+
+
+def _no_console(process, opts):
+    return None
 
 
 def write_pid_file(path, pid):

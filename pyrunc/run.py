@@ -75,15 +75,17 @@ def run(cid, bundle, root, opts, detach=False, keep=False):
 def _wants_terminal(bundle, opts):
     """process.terminal in the bundle's config, with runc's checks for a
     foreground run (a console socket only makes sense when detaching)."""
-    from .console import check_terminal
     from .create import load_spec
 
     try:
-        _, spec = load_spec(os.path.abspath(bundle or "."))
+        _, spec = load_spec(os.path.abspath(bundle or "."))  # memoized for create
     except Exception:  # noqa: BLE001 - create reports a bad config in its own words
         return False
     terminal = bool(spec.process is not None and spec.process.terminal)
-    check_terminal(terminal, False, opts.console_socket)
+    if terminal or opts.console_socket:
+        from .console import check_terminal
+
+        check_terminal(terminal, False, opts.console_socket)
     return terminal
 
 
