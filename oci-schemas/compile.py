@@ -193,7 +193,7 @@ class _RegexParser:
                 hi = lo if len(parts) == 1 else (int(parts[1]) if parts[1] else None)
                 if lo > 64 or (hi is not None and (hi > 64 or hi < lo)):
                     raise Unsupported("quantifier {%s}" % body)
-                self.i = end - 1
+                self.i = end  # the += 1 below steps over the "}"
             else:
                 return node
             self.i += 1
