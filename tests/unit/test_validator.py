@@ -198,15 +198,16 @@ SYNTHETIC = {
         "d": {"minLength": 1, "pattern": "b"},
         "e": {"type": "object", "patternProperties": {"^x": {"type": "boolean"}},
               "additionalProperties": {"type": "null"}},
+        "f": {"type": "string", "pattern": "^\\d+$"},  # \d gets no DFA: the lazy `re` fallback
     },
     "definitions": {
         "obj": {"type": "object", "required": ["z"], "properties": {"z": {"type": "array", "maxItems": 0}}},
     },
 }
-SYN_KEYS = st.sampled_from(["a", "b", "c", "d", "e", "z", "x1", "y"])
+SYN_KEYS = st.sampled_from(["a", "b", "c", "d", "e", "f", "z", "x1", "y"])
 SYN_VALUES = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-2, 4), st.sampled_from([2.5, 3.0, -1.0, 0.5]),
-              st.sampled_from(["", "b", "ab", "abc", "x", "y"])),
+              st.sampled_from(["", "b", "ab", "abc", "x", "y", "12", "1a", "\u0661"])),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(SYN_KEYS, inner, max_size=3)),
     max_leaves=6)
 
@@ -219,6 +220,7 @@ def synthetic(tmp_path_factory):
     (folder / "s.json").write_text(json.dumps(SYNTHETIC))
     source = compiler_module().generate(str(folder), (("root", "s.json", ""),))
     ns = {}
+    assert "_re_search(" in source
     exec(compile(source, "synthetic_validator", "exec"), ns)
     return ns["root"], Draft4Validator(SYNTHETIC)
 
