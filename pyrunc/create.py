@@ -16,14 +16,7 @@ def load_spec(bundle):
     file identity: a foreground `run` looks at the config before create."""
     from .spec import Spec
 
-    try:
-        from .validate import load_config
-    except ImportError:  # TODO(lead): remove once the generated validator lands
-        def load_config(path):
-            from .jsonio import loads
-
-            with open(path, "rb") as f:
-                return loads(f.read())
+    from .validate import load_config
 
     path = os.path.join(bundle, "config.json")
     try:

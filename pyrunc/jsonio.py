@@ -39,7 +39,9 @@ def loads(s):
         i += 1
     try:
         obj, end = _scan(s, i)
-    except StopIteration:
+    except (StopIteration, SystemError):
+        # SystemError: _json raises through json.decoder's JSONDecodeError,
+        # which fails this way until json.decoder has been imported.
         end = -1
     if end >= 0:
         while end < n and s[end] in _WS:
