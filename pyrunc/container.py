@@ -106,6 +106,15 @@ class Container:
         return doc
 
     # -- helpers -----------------------------------------------------------------
+    def hooks(self, kind):
+        """The config's hooks of one kind.  create records which kinds the
+        config has, so start and delete parse config.json only when needed."""
+        kinds = self.record.get("hook_kinds")
+        if kinds is not None and kind not in kinds:
+            return []
+        spec = self.spec()
+        return spec.hooks.get(kind) if spec else []
+
     def spec(self):
         from .spec import Spec
 
@@ -145,8 +154,7 @@ class Container:
         if data[:1] != b"0" or len(data) > 1:
             msg = data[1:].decode(errors="replace") if data[:1] == b"0" else data.decode(errors="replace")
             raise PyruncError(msg or "container init exited before running the process")
-        spec = self.spec()
-        hooks = spec.hooks.get("poststart") if spec else None
+        hooks = self.hooks("poststart")
         if hooks:
             from .hooks import run_hooks
 
@@ -207,13 +215,12 @@ class Container:
         mgr = self.cgroup_manager()
         if status != STOPPED:
             self._kill_everything(mgr, status)
-        spec = self.spec()
+        hooks = self.hooks("poststop")
         if mgr is not None:
             try:
                 mgr.destroy()
             except OSError as e:
                 _log().warning("removing cgroup: %s" % e)
-        hooks = spec.hooks.get("poststop") if spec else None
         if hooks and self.record.get("status") != CREATING:
             from .hooks import run_hooks
 

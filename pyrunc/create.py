@@ -75,6 +75,7 @@ def create_container(cls, cid, bundle, root, opts):
             "id": cid, "status": CREATING, "pid": 0, "init_start": None,
             "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
             "owner": "", "annotations": spec.annotations, "cgroup": None,
+            "hook_kinds": [k for k, hooks in spec.hooks.by_kind.items() if hooks],
         }
         mgr = _make_cgroup(spec, cid, opts)
         if mgr is not None:
