@@ -1,0 +1,122 @@
+"""Links, addresses and routes over netlink (pyroute2; no `ip` processes).
+
+The caller's network namespace plays the host: the bridge and the host end
+of each veth live there.  The container end is created straight inside the
+container's namespace (IFLA_NET_NS_FD on the peer) as `eth0`, and configured
+through a netlink socket opened while this thread is inside that namespace.
+"""
+import os
+
+from .. import linux
+from .ipam import NetworkError
+
+CLONE_NEWNET = 0x40000000
+CONTAINER_IFNAME = "eth0"
+
+
+def iproute():
+    from pyroute2 import IPRoute
+
+    return IPRoute()
+
+
+def index_of(ipr, ifname):
+    found = ipr.link_lookup(ifname=ifname)
+    return found[0] if found else None
+
+
+def _attr(msg, name):
+    return msg.get_attr(name) if hasattr(msg, "get_attr") else msg.get(name)
+
+
+def ensure_bridge(ipr, name, gateway, prefixlen):
+    """The bridge, up, with the gateway address; created if missing.  An
+    existing bridge must not carry another IPv4 address."""
+    idx = index_of(ipr, name)
+    if idx is None:
+        ipr.link("add", ifname=name, kind="bridge")
+        idx = index_of(ipr, name)
+    else:
+        kind = link_kind(ipr, idx)
+        if kind != "bridge":
+            raise NetworkError("--bridge: %s exists and is a %s, not a bridge" % (name, kind or "plain link"))
+    have = [(_attr(a, "IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=2)]
+    if (gateway, prefixlen) not in have:
+        if have:
+            raise NetworkError("--subnet: bridge %s already has %s, not %s/%d"
+                               % (name, ", ".join("%s/%d" % h for h in have), gateway, prefixlen))
+        ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+    ipr.link("set", index=idx, state="up")
+    return idx
+
+
+def link_kind(ipr, idx):
+    msg = ipr.get_links(idx)[0]
+    info = _attr(msg, "IFLA_LINKINFO")
+    return _attr(info, "IFLA_INFO_KIND") if info else None
+
+
+def bridge_ports(ipr, bridge_idx):
+    return [m["index"] for m in ipr.get_links() if _attr(m, "IFLA_MASTER") == bridge_idx]
+
+
+def delete_link(ipr, ifname):
+    """Delete a link by name; False when it is not there."""
+    idx = index_of(ipr, ifname)
+    if idx is None:
+        return False
+    try:
+        ipr.link("del", index=idx)
+    except Exception as e:  # NetlinkError: gone meanwhile (its netns died)
+        if getattr(e, "code", None) != 19:  # ENODEV
+            raise
+        return False
+    return True
+
+
+def add_veth(ipr, host_ifname, netns_fd, bridge_idx):
+    """A veth pair: `host_ifname` on the bridge, its peer `eth0` inside the
+    namespace behind `netns_fd`."""
+    ipr.link("add", ifname=host_ifname, kind="veth",
+             peer={"ifname": CONTAINER_IFNAME, "net_ns_fd": netns_fd})
+    idx = index_of(ipr, host_ifname)
+    ipr.link("set", index=idx, master=bridge_idx, state="up")
+    return idx
+
+
+def configure_inside(netns_fd, address, prefixlen, gateway):
+    """lo up; eth0 up with the address; default route via the gateway."""
+
+    def work():
+        with iproute() as ipr:
+            lo = index_of(ipr, "lo")
+            if lo is not None:
+                ipr.link("set", index=lo, state="up")
+            eth = index_of(ipr, CONTAINER_IFNAME)
+            if eth is None:
+                raise NetworkError("%s did not appear in the container's network namespace" % CONTAINER_IFNAME)
+            ipr.addr("add", index=eth, address=address, prefixlen=prefixlen)
+            ipr.link("set", index=eth, state="up")
+            ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=eth)
+
+    return in_netns(netns_fd, work)
+
+
+def in_netns(netns_fd, fn):
+    """Run fn with this thread inside another network namespace (setns is
+    per thread), then come back whatever happens."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        linux.setns(netns_fd, CLONE_NEWNET)
+        try:
+            return fn()
+        finally:
+            linux.setns(home, CLONE_NEWNET)
+    finally:
+        os.close(home)
+
+
+def same_netns_as_caller(netns_fd):
+    mine = os.stat("/proc/thread-self/ns/net")
+    theirs = os.fstat(netns_fd)
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
