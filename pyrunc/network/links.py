@@ -14,6 +14,24 @@ CLONE_NEWNET = 0x40000000
 CONTAINER_IFNAME = "eth0"
 
 
+class step:
+    """Turns a netlink error into a one-line NetworkError naming the step."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        code = getattr(exc, "code", None)
+        if typ is not None and isinstance(code, int) and not isinstance(exc, NetworkError):
+            raise NetworkError("%s: %s" % (self.what, os.strerror(code) if code > 0 else exc)) from None
+        return False
+
+
 def iproute():
     from pyroute2 import IPRoute
 
@@ -34,7 +52,8 @@ def ensure_bridge(ipr, name, gateway, prefixlen):
     existing bridge must not carry another IPv4 address."""
     idx = index_of(ipr, name)
     if idx is None:
-        ipr.link("add", ifname=name, kind="bridge")
+        with step("creating bridge %s" % name):
+            ipr.link("add", ifname=name, kind="bridge")
         idx = index_of(ipr, name)
     else:
         kind = link_kind(ipr, idx)
@@ -45,8 +64,10 @@ def ensure_bridge(ipr, name, gateway, prefixlen):
         if have:
             raise NetworkError("--subnet: bridge %s already has %s, not %s/%d"
                                % (name, ", ".join("%s/%d" % h for h in have), gateway, prefixlen))
-        ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
-    ipr.link("set", index=idx, state="up")
+        with step("adding %s/%d to bridge %s" % (gateway, prefixlen, name)):
+            ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+    with step("setting bridge %s up" % name):
+        ipr.link("set", index=idx, state="up")
     return idx
 
 
@@ -66,21 +87,24 @@ def delete_link(ipr, ifname):
     if idx is None:
         return False
     try:
-        ipr.link("del", index=idx)
-    except Exception as e:  # NetlinkError: gone meanwhile (its netns died)
-        if getattr(e, "code", None) != 19:  # ENODEV
-            raise
-        return False
+        with step("deleting %s" % ifname):
+            ipr.link("del", index=idx)
+    except NetworkError:
+        if index_of(ipr, ifname) is None:
+            return False  # gone meanwhile: its namespace died
+        raise
     return True
 
 
 def add_veth(ipr, host_ifname, netns_fd, bridge_idx):
     """A veth pair: `host_ifname` on the bridge, its peer `eth0` inside the
     namespace behind `netns_fd`."""
-    ipr.link("add", ifname=host_ifname, kind="veth",
-             peer={"ifname": CONTAINER_IFNAME, "net_ns_fd": netns_fd})
+    with step("creating veth %s with peer %s in the container" % (host_ifname, CONTAINER_IFNAME)):
+        ipr.link("add", ifname=host_ifname, kind="veth",
+                 peer={"ifname": CONTAINER_IFNAME, "net_ns_fd": netns_fd})
     idx = index_of(ipr, host_ifname)
-    ipr.link("set", index=idx, master=bridge_idx, state="up")
+    with step("attaching %s to the bridge" % host_ifname):
+        ipr.link("set", index=idx, master=bridge_idx, state="up")
     return idx
 
 
@@ -95,9 +119,11 @@ def configure_inside(netns_fd, address, prefixlen, gateway):
             eth = index_of(ipr, CONTAINER_IFNAME)
             if eth is None:
                 raise NetworkError("%s did not appear in the container's network namespace" % CONTAINER_IFNAME)
-            ipr.addr("add", index=eth, address=address, prefixlen=prefixlen)
-            ipr.link("set", index=eth, state="up")
-            ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=eth)
+            with step("container: adding %s/%d to %s" % (address, prefixlen, CONTAINER_IFNAME)):
+                ipr.addr("add", index=eth, address=address, prefixlen=prefixlen)
+                ipr.link("set", index=eth, state="up")
+            with step("container: default route via %s" % gateway):
+                ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=eth)
 
     return in_netns(netns_fd, work)
 
