@@ -57,11 +57,14 @@ def run_one(hook, payload):
     """-> None on success, else a one-line description of the failure."""
     import select
 
-    env = {}
-    for item in hook.env:
-        k, sep, v = item.partition("=")
-        if sep:
-            env[k] = v
+    if hook.env is None:
+        env = os.environ  # no `env` given: the runtime's own, as runc and crun do
+    else:
+        env = {}
+        for item in hook.env:
+            k, sep, v = item.partition("=")
+            if sep:
+                env[k] = v
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     try:

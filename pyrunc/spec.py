@@ -176,7 +176,7 @@ class Hook(_Node):
     def __init__(self, d):
         self.path = d["path"]
         self.args = d.get("args") or [d["path"]]
-        self.env = d.get("env") or []
+        self.env = d.get("env")  # None (absent): the runtime's own environment, as runc/crun
         self.timeout = d.get("timeout")
 
 

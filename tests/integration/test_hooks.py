@@ -251,3 +251,18 @@ def test_rootfs_busybox_hook_like_runtime_tools(bundle, runtime):
         if kind != "poststop":
             assert state["pid"] == pid
 
+
+
+def test_hook_without_env_gets_the_runtimes_environment(bundle, runtime, tmp_path):
+    out = tmp_path / "env.out"
+    set_hooks(bundle, {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "env > %s" % out]}],
+                       "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", "env > %s.empty" % out],
+                                      "env": []}]})
+    bundle.set_args("true")
+    cid = runtime.new_id()
+    env = dict(os.environ, PYRUNC_HOOK_MARK="from-caller")
+    runtime("create", "-b", bundle.path, cid, env=env)
+    assert "PYRUNC_HOOK_MARK=from-caller" in out.read_text().split("\n")
+    runtime("start", cid)
+    empty = (tmp_path / "env.out.empty").read_text().split("\n")
+    assert not any(x.startswith(("PATH=", "PYRUNC_HOOK_MARK=")) for x in empty)  # env: [] is empty
