@@ -20,6 +20,7 @@ ATTR_API_SYSRAWRC = 9
 
 NR_SCMP_ERROR = -1
 EEXIST = 17
+EDOM = 33
 EACCES = 13
 SPEC_ALLOW = "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
 # runc asks for libseccomp's binary-tree layout above this many rules.
@@ -124,7 +125,8 @@ def _add_archs(ctx, archs, where):
                               % (where, i, arch, libseccomp_version()))
         rc = lib.seccomp_arch_add(ctx, token)
         if rc < 0 and -rc != EEXIST:  # the native arch is always there
-            raise ConfigError("%s.architectures[%d]: adding %s: %s" % (where, i, arch, os.strerror(-rc)))
+            hint = " (its byte order differs from this host's)" if -rc == EDOM else ""
+            raise ConfigError("%s.architectures[%d]: adding %s: %s%s" % (where, i, arch, os.strerror(-rc), hint))
 
 
 def effective_flags(flags):
@@ -195,8 +197,24 @@ def supported_actions():
     return sorted(a for a in ACTION_VALUES if api >= ACTION_MIN_API.get(a, 1))
 
 
+def arch_usable(arch):
+    """libseccomp knows `arch` and can put it in a filter beside this host's
+    native one (a filter holds one byte order)."""
+    token = lib.seccomp_arch_resolve_name(arch_libname(arch).encode())
+    if token == 0:
+        return False
+    ctx = lib.seccomp_init(ACTION_VALUES["SCMP_ACT_ALLOW"])
+    if ctx == ffi.NULL:
+        return False
+    try:
+        rc = lib.seccomp_arch_add(ctx, token)
+        return rc == 0 or -rc == EEXIST
+    finally:
+        lib.seccomp_release(ctx)
+
+
 def supported_archs():
-    return sorted(a for a in ARCHS if lib.seccomp_arch_resolve_name(arch_libname(a).encode()) != 0)
+    return sorted(a for a in ARCHS if arch_usable(a))
 
 
 def features():
