@@ -330,8 +330,8 @@ class BinaryResult:
         self.stderr = ""
         self.leftovers = {}
 
-    def count(self, status):
-        return sum(1 for t in self.tests if t.status == status)
+    def count(self, status, tap_only=False):
+        return sum(1 for t in self.tests if t.status == status and not (tap_only and t.synthetic))
 
     def failures(self):
         return [t for t in self.tests if t.status == tap.NOT_OK]
@@ -341,6 +341,10 @@ class BinaryResult:
         d = {
             "ok": self.count(tap.OK), "not_ok": self.count(tap.NOT_OK),
             "skip": self.count(tap.SKIP) + self.count(tap.TODO),
+            # The same counts from the TAP lines alone, without the harness's
+            # verdicts: what a plain TAP consumer reports.
+            "tap_only": [self.count(tap.OK, True), self.count(tap.NOT_OK, True),
+                         self.count(tap.SKIP, True) + self.count(tap.TODO, True)],
             "plan": self.plan, "exit": self.exit, "timed_out": self.timed_out,
             "seconds": round(self.seconds, 2),
             # One character per numbered test, in order: '.' ok, 'F' not ok,
@@ -363,7 +367,7 @@ def _failure_dict(test):
 
 
 def _synthetic_failure(description):
-    return tap.TapTest(None, tap.NOT_OK, description)
+    return tap.TapTest(None, tap.NOT_OK, description, synthetic=True)
 
 
 def run_binary(suite_dir, path, binary, sandbox, timeout):
@@ -411,9 +415,16 @@ def _add_harness_failures(result, stream, timeout):
     test; without the error block, as one passed test)."""
     if stream.plan == 0 and not stream.tests and not result.timed_out and result.exit == 0:
         error = _orphan_error(stream)
-        verdict = tap.TapTest(1, tap.NOT_OK if error else tap.OK, error or "no error reported")
+        verdict = tap.TapTest(1, tap.NOT_OK if error else tap.OK, error or "no error reported", synthetic=True)
         verdict.diagnostic = "\n".join(stream.orphan_diagnostics)[:DIAG_LIMIT]
         result.tests.append(verdict)
+        return
+    if stream.plan is None and not stream.tests and result.exit == 0 and not result.timed_out:
+        # The *_fail binaries print nothing and exit 0 when the runtime
+        # refuses their bad config, which is what they test; a runtime that
+        # accepts it gets the in-container TAP and exit status 1 instead.
+        result.tests.append(tap.TapTest(1, tap.OK, "runtime refused the config (silent exit 0)", synthetic=True))
+        return
     no_plan = ", no TAP plan" if stream.plan is None else ""
     if result.timed_out:
         result.tests.append(_synthetic_failure("timed out after %ds%s" % (timeout, no_plan)))
@@ -467,7 +478,10 @@ def print_table(results, runtimes, binaries, marks, out):
             row.append(" " + marks.get((n, b), " ") + cell.format(*counts))
         out.write("%-*s%s\n" % (width, b, "".join(row)))
     out.write("%-*s%s\n" % (width, "TOTAL", "".join("  " + cell.format(*totals[n]) for n in names)))
-    return totals
+    tap_only = {n: [sum(results[(n, b)].as_dict()["tap_only"][i] for b in binaries if (n, b) in results)
+                    for i in range(3)] for n in names}
+    out.write("%-*s%s\n" % (width, "TAP lines only", "".join("  " + cell.format(*tap_only[n]) for n in names)))
+    return totals, tap_only
 
 
 def build_report(args, suite_dir, sandboxes, results, unexpected, stale, totals, started):
@@ -517,6 +531,60 @@ def print_verdict(unexpected, stale, out):
         out.write("\nno unexpected failures, no unexpected passes\n")
 
 
+# ---------------------------------------------------------------- baselines
+
+def load_baselines(paths):
+    """[(runtime name, {binary: result dict})] from earlier JSON results."""
+    loaded = []
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        for runtime, binaries in sorted(report.get("results", {}).items()):
+            loaded.append((runtime, binaries))
+    return loaded
+
+
+def _synthetic_count(d):
+    return sum(1 for f in d["failures"] if f["number"] is None)
+
+
+def worse_than(mine, other):
+    """Test numbers (None: the binary as a whole) that `other` passed and
+    `mine` did not.  Test by test when both ran the same plan; otherwise a
+    clean baseline binary against a failing one."""
+    mo, bo = mine["outcomes"], other["outcomes"]
+    if len(mo) == len(bo) and mine["plan"] == other["plan"]:
+        worse = [i + 1 for i, (m, o) in enumerate(zip(mo, bo)) if o == "." and m == "F"]
+        if _synthetic_count(mine) > _synthetic_count(other):
+            worse.append(None)
+        return worse
+    return [None] if other["not_ok"] == 0 and mine["not_ok"] > 0 else []
+
+
+def compare(results, baselines):
+    """[(runtime, binary, test number or None, baseline runtime)]."""
+    found = []
+    for (rt, b), r in sorted(results.items()):
+        mine = r.as_dict()
+        for base_rt, base in baselines:
+            if base_rt == rt or b not in base:
+                continue
+            found.extend((rt, b, n, base_rt) for n in worse_than(mine, base[b]))
+    return found
+
+
+def print_comparison(worse, baselines, out):
+    if not baselines:
+        return
+    names = ", ".join(sorted({rt for rt, _ in baselines}))
+    if not worse:
+        out.write("\nnothing fails that a baseline (%s) passes\n" % names)
+        return
+    out.write("\nFAILS WHERE A BASELINE PASSES (%d):\n" % len(worse))
+    for rt, b, n, base_rt in worse:
+        out.write("  %s %s:%s  (%s passes)\n" % (rt, b, "-" if n is None else n, base_rt))
+
+
 # ---------------------------------------------------------------- main
 
 def parse_args(argv):
@@ -540,6 +608,9 @@ def parse_args(argv):
                         "('NAME=' turns it off; default: 1.0.2 for crun < 1.14.3)")
     p.add_argument("--no-workarounds", action="store_true",
                    help="run crun as it is (no ociVersion rewrite, no hidden cgroup2 mount)")
+    p.add_argument("--compare", action="append", default=None, metavar="JSON",
+                   help="earlier results to compare with, repeatable "
+                        "(default: conformance/baseline-*.json; 'none' for no comparison)")
     p.add_argument("--strict", action="store_true", help="unexpected passes fail the run too")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-binary progress lines")
     return p.parse_args(argv)
@@ -566,6 +637,13 @@ def select_runtimes(specs):
     if not chosen:
         raise SystemExit("run.py: no runtime to test")
     return chosen
+
+
+def _baseline_paths(flags):
+    if flags is None:
+        import glob
+        return sorted(glob.glob(os.path.join(HERE, "baseline-*.json")))
+    return [f for f in flags if f != "none"]
 
 
 def make_sandbox(name, path, workdir, oci_version_flags, workarounds):
@@ -630,17 +708,25 @@ def main(argv=None):
     unexpected, stale = expectations.classify(expected, failures, runs)
     marks = {(rt, b): "!" for rt, b, _n, _d in unexpected}
     out = sys.stdout
-    totals = print_table(results, [s.name for s in sandboxes], names, marks, out)
-    out.write("('!' marks a binary with unexpected failures)\n")
+    totals, tap_only = print_table(results, [s.name for s in sandboxes], names, marks, out)
+    out.write("('!': a binary with unexpected failures.  TAP lines only: the counts without the\n"
+              " harness's verdicts for crashes, timeouts, the hook binaries' error blocks and\n"
+              " the *_fail binaries' silent exit 0)\n")
     if not_run:
         out.write("\nnot run (budget of %ds spent): %d binary runs\n" % (args.budget, len(not_run)))
     if stuck_cgroups:
         out.write("\ncgroups the suite made that could not be removed: %s\n" % " ".join(stuck_cgroups))
     print_verdict(unexpected, stale, out)
+    baselines = load_baselines(_baseline_paths(args.compare))
+    worse = compare(results, baselines)
+    print_comparison(worse, baselines, out)
     report = build_report(args, suite_dir, sandboxes, results, unexpected, stale, totals, started)
     report["not_run"] = [{"runtime": rt, "binary": b} for rt, b in not_run]
     report["cgroups_stuck"] = stuck_cgroups
+    report["totals_tap_only"] = {n: dict(zip(("ok", "not_ok", "skip"), t)) for n, t in tap_only.items()}
     report["workdir"] = workdir
+    report["worse_than_baseline"] = [
+        {"runtime": rt, "binary": b, "number": n, "baseline": base_rt} for rt, b, n, base_rt in worse]
     with open(args.json_path, "w") as f:
         json.dump(report, f, indent=1, sort_keys=True)
         f.write("\n")

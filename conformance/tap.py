@@ -16,14 +16,17 @@ _PLAN = re.compile(r"^1\.\.(\d+)")
 
 
 class TapTest:
-    __slots__ = ("number", "status", "description", "reason", "diagnostic")
+    __slots__ = ("number", "status", "description", "reason", "diagnostic", "synthetic")
 
-    def __init__(self, number, status, description, reason=""):
+    def __init__(self, number, status, description, reason="", synthetic=False):
         self.number = number
         self.status = status
         self.description = description
         self.reason = reason
         self.diagnostic = ""
+        # True for a verdict the harness adds (crash, timeout, hook binaries'
+        # error block), not a TAP test line.
+        self.synthetic = synthetic
 
     def as_dict(self):
         d = {"number": self.number, "status": self.status, "description": self.description}
@@ -77,6 +80,11 @@ def parse(text):
                     stream.orphan_diagnostics.append("\n".join(yaml_lines))
             else:
                 yaml_lines.append(line)
+            continue
+        if line.startswith("#") and stream.tests:
+            # "# expect: X, actual: Y" comments explain the test above.
+            last = stream.tests[-1]
+            last.diagnostic = (last.diagnostic + "\n" if last.diagnostic else "") + line
             continue
         if line.startswith((" ", "\t")):
             if line.strip() == "---":
