@@ -57,6 +57,7 @@ def setup(container_id, netns_path, bridge=DEFAULT_BRIDGE, subnet=DEFAULT_SUBNET
             raise NetworkError("container %s has no network namespace of its own "
                                "(add {\"type\": \"network\"} to linux.namespaces)" % container_id)
         owner = owner_of(netns_path, pid)
+        links.iproute_class()  # the slow import, before the lock is taken
         with Lock(state_dir):
             return _setup_locked(container_id, netns_fd, owner, bridge, net, published, nat,
                                  keep_bridge, Leases(state_dir), state_dir, warn)
@@ -105,6 +106,7 @@ def teardown(container_id, bridge=DEFAULT_BRIDGE, state_dir=None, keep_bridge=Fa
     leases.path(container_id)  # validates the id before anything is touched
     if not os.path.isdir(state_dir):
         return False  # never set up here: nothing to undo, nothing to create
+    links.iproute_class()  # the slow import, before the lock is taken
     with Lock(state_dir), links.iproute() as ipr:
         lease = leases.load(container_id)
         _release(ipr, bridge, lease or {"id": container_id}, state_dir, warn)

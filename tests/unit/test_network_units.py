@@ -230,3 +230,13 @@ def test_concurrent_allocations_under_the_lock_are_distinct(tmp_path):
     assert len(set(got.values())) == 20
     on_disk = {json.load(open(tmp_path / "leases" / n))["address"] for n in os.listdir(tmp_path / "leases")}
     assert on_disk == set(got.values())
+
+
+def test_lean_pyroute2_import_gives_the_real_iproute_and_a_later_full_import_works():
+    p = run_python("import sys\nfrom pyrunc.network.links import iproute_class\n"
+                   "cls = iproute_class()\n"
+                   "assert 'pyroute2' not in sys.modules, 'stand-in parent left behind'\n"
+                   "assert 'pyroute2.ndb.main' not in sys.modules, 'the whole package was imported'\n"
+                   "import pyroute2\nfrom pyroute2 import IPRoute, NDB\n"
+                   "assert IPRoute is cls\nprint('ok')")
+    assert p.stdout.strip() == "ok", p.stderr
