@@ -18,9 +18,10 @@ from pyrunc.security.seccomp_filter import flag_supported
 BAD = 251  # the child raised
 
 
-def run_filtered(doc, probe, nnp=True, before_load=None):
-    """Exit code of a child that loads `doc` then returns probe(notify_fd);
-    negative for a signal (-SIGSYS for a seccomp kill)."""
+def start_filtered(doc, probe, nnp=True, before_load=None):
+    """Fork a child that loads `doc` then exits with probe(notify_fd).
+    Fork before starting any thread: a child forked beside a thread can
+    inherit a lock that thread holds."""
     pid = os.fork()
     if pid == 0:
         code = 250
@@ -39,8 +40,17 @@ def run_filtered(doc, probe, nnp=True, before_load=None):
             code = BAD
         finally:
             os._exit(code)
+    return pid
+
+
+def exit_code(pid):
+    """The child's exit status; negative for a signal (-SIGSYS for a seccomp kill)."""
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+def run_filtered(doc, probe, nnp=True, before_load=None):
+    return exit_code(start_filtered(doc, probe, nnp, before_load))
 
 
 def errno_of(fn, *args):
@@ -398,28 +408,20 @@ def test_notify_answered_by_an_agent_over_a_socketpair(tmp_path):
         results = (errno_of(os.mkdir, real), errno_of(os.mkdir, fake), errno_of(os.mkdir, real))
         return {(errno.EXDEV, 0, 0): 0}.get(results, 2)
 
+    pid = start_filtered(NOTIFY_DOC, probe)
+    child_sock.close()  # the agent sees EOF if the child dies before sending
     seen = []
-    box = {}
-
-    def agent():
-        fd, data = recv_fd(parent_sock.fileno())
-        box["fd"] = fd
-        try:
-            answer(fd, [("error", errno.EXDEV), ("val", 0), ("continue", None)], seen)
-        except Exception as e:  # noqa: B902
-            box["error"] = e
-
-    t = threading.Thread(target=agent)
-    t.start()
+    fd = None
     try:
-        code = run_filtered(NOTIFY_DOC, probe)
+        fd, _ = recv_fd(parent_sock.fileno())
+        assert fd is not None, "the child sent no fd"
+        assert os.readlink("/proc/self/fd/%d" % fd) == "anon_inode:seccomp notify"
+        answer(fd, [("error", errno.EXDEV), ("val", 0), ("continue", None)], seen)
     finally:
-        t.join(10)
-        child_sock.close()
+        if fd is not None:
+            os.close(fd)  # a child still waiting gets ENOSYS instead of hanging
         parent_sock.close()
-    assert "error" not in box, box.get("error")
-    assert os.readlink("/proc/self/fd/%d" % box["fd"]) == "anon_inode:seccomp notify"
-    os.close(box["fd"])
+        code = exit_code(pid)
     assert code == 0
     assert len(seen) == 3 and {name for _, name in seen} <= {"mkdir", "mkdirat"}
     assert os.path.isdir(real) and not os.path.exists(os.path.dirname(fake))
@@ -444,20 +446,20 @@ def test_notify_fd_fetched_with_pidfd_getfd_and_sent_to_listener(tmp_path):
         try:
             fd, data = recv_fd(conn.fileno())
             got["msg"] = jsonio.loads(data)
-            seen = []
-            answer(fd, [("error", errno.ENOTSUP)], seen)
-            got["seen"] = seen
-            os.close(fd)
+            try:
+                seen = []
+                answer(fd, [("error", errno.ENOTSUP)], seen)
+                got["seen"] = seen
+            finally:
+                os.close(fd)
         except Exception as e:  # noqa: B902
             got["error"] = e
         finally:
             conn.close()
 
-    t = threading.Thread(target=agent)
-    t.start()
     num_r, num_w = os.pipe()
     go_r, go_w = os.pipe()
-    pid = os.fork()
+    pid = os.fork()  # before the agent thread exists
     if pid == 0:
         code = 1
         try:
@@ -472,6 +474,8 @@ def test_notify_fd_fetched_with_pidfd_getfd_and_sent_to_listener(tmp_path):
             os._exit(code)
     os.close(num_w)
     os.close(go_r)
+    t = threading.Thread(target=agent)
+    t.start()
     try:
         child_fd = int(os.read(num_r, 32))
         fd = fetch_fd(pid, child_fd)
