@@ -323,8 +323,6 @@ def check_bundle_spec(spec, plan):
         raise ConfigError("hostname: cannot set hostname without a private UTS namespace")
     if spec.domainname and not plan.has("uts"):
         raise ConfigError("domainname: cannot set domainname without a private UTS namespace")
-    if not plan.has("mount"):
-        raise ConfigError("linux.namespaces: a mount namespace is required")
     if spec.process.apparmor_profile or spec.process.selinux_label or spec.linux.mount_label:
         from .security.lsm import check_labels
 
@@ -335,9 +333,16 @@ def check_bundle_spec(spec, plan):
     if spec.linux.intel_rdt is not None and not os.path.isdir("/sys/fs/resctrl/info"):
         raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (resctrl is not mounted)")
     if spec.process.capabilities is not None:
-        from .security.capabilities import check
+        from .security.capabilities import check, check_within_bounding
 
         check(spec.process.capabilities)
+        check_within_bounding(spec.process.capabilities)
+    if spec.process.rlimits:
+        import resource
+
+        for i, rl in enumerate(spec.process.rlimits):
+            if not rl.type.startswith("RLIMIT_") or not hasattr(resource, rl.type):
+                raise ConfigError("process.rlimits[%d].type: unknown rlimit %r" % (i, rl.type))
     if plan.new_user and not spec.linux.uid_mappings:
         raise ConfigError("linux.uidMappings: user namespace needs uid mappings")
     if spec.linux.uid_mappings and not plan.has("user"):

@@ -162,9 +162,9 @@ def init_main(ctx, sync):
 
         builder = RootfsBuilder(spec, ctx.rootfs, in_userns=ctx.plan.has("user"),
                                 cgroup_manager=ctx.cgroup_manager,
-                                new_cgroupns="cgroup" in ctx.plan.new_types)
-        if ctx.plan.has("mount"):
-            builder.prepare()
+                                new_cgroupns="cgroup" in ctx.plan.new_types,
+                                own_mount_ns=ctx.plan.has("mount"))
+        builder.prepare()
         # An O_PATH handle opened by the runtime: the state dir is out of
         # reach after pivot_root, and for a user-namespaced init from the start.
         fifo_fd = ctx.fifo_fd
@@ -178,8 +178,7 @@ def init_main(ctx, sync):
             run_hooks("createContainer", hooks, state_doc)
         preload_modules(spec)
         seccomp = compile_seccomp(spec.linux)
-        if ctx.plan.has("mount"):
-            builder.pivot(ctx.no_pivot)
+        builder.pivot(ctx.no_pivot)
         if spec.process.terminal:
             from .console import setup_console
 
@@ -187,8 +186,7 @@ def init_main(ctx, sync):
         # sysctls before readonlyPaths (usually /proc/sys) go read-only.
         set_identity_names(spec, ctx.plan)
         apply_sysctl(spec.linux.sysctl)
-        if ctx.plan.has("mount"):
-            builder.finalize()
+        builder.finalize()
         if not ctx.no_new_keyring:
             join_new_keyring(ctx.container_id)
         proc = spec.process

@@ -155,9 +155,14 @@ class RootfsBuilder:
     """Prepares the rootfs at `rootfs` for `spec` in the current (new) mount
     namespace.  Call prepare(), then pivot(), then finalize()."""
 
-    def __init__(self, spec, rootfs, in_userns=False, cgroup_manager=None, new_cgroupns=False):
+    def __init__(self, spec, rootfs, in_userns=False, cgroup_manager=None, new_cgroupns=False,
+                 own_mount_ns=True):
         self.spec = spec
         self.rootfs = rootfs
+        # Without a mount namespace of its own (runc allows that), the
+        # container's mounts are made in the caller's namespace, the host's
+        # propagation is left alone, and the root is entered with chroot.
+        self.own_mount_ns = own_mount_ns
         self.in_userns = in_userns
         self.cgroup_manager = cgroup_manager
         self.new_cgroupns = new_cgroupns
@@ -165,11 +170,12 @@ class RootfsBuilder:
 
     # 1. before pivot_root --------------------------------------------------
     def prepare(self):
-        prop = self.spec.linux.rootfs_propagation
-        root_flag = PROPAGATION_OPTIONS[prop] if prop else L.MS_SLAVE | L.MS_REC
-        L.mount(None, "/", None, root_flag)
-        self._make_parent_private()
-        L.mount(self.rootfs, self.rootfs, "bind", L.MS_BIND | L.MS_REC)
+        if self.own_mount_ns:
+            prop = self.spec.linux.rootfs_propagation
+            root_flag = PROPAGATION_OPTIONS[prop] if prop else L.MS_SLAVE | L.MS_REC
+            L.mount(None, "/", None, root_flag)
+            self._make_parent_private()
+            L.mount(self.rootfs, self.rootfs, "bind", L.MS_BIND | L.MS_REC)
         self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         for i, m in enumerate(self.spec.mounts):
             try:
@@ -339,7 +345,10 @@ class RootfsBuilder:
 
     # 2. switching root ----------------------------------------------------
     def pivot(self, no_pivot=False):
-        if no_pivot:
+        if not self.own_mount_ns:
+            L.chroot(self.rootfs)
+            os.chdir("/")
+        elif no_pivot:
             os.chdir(self.rootfs)
             L.mount(self.rootfs, "/", None, L.MS_MOVE)
             L.chroot(".")
@@ -370,9 +379,9 @@ class RootfsBuilder:
             readonly_path(path)
         for path in lx.masked_paths:
             mask_path(path)
-        if self.spec.root.readonly:
+        if self.spec.root.readonly and self.own_mount_ns:
             remount_readonly("/")
-        if lx.rootfs_propagation:
+        if lx.rootfs_propagation and self.own_mount_ns:
             L.mount(None, "/", None, PROPAGATION_OPTIONS[lx.rootfs_propagation])
 
 

@@ -52,6 +52,26 @@ def check(caps):
         mask_of(getattr(caps, field), "process.capabilities." + field)
 
 
+def own_bounding_set():
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"CapBnd:"):
+                return int(line.split()[1], 16)
+    return (1 << (last_cap() + 1)) - 1
+
+
+def check_within_bounding(caps):
+    """A capability the runtime itself cannot have can't be given to the
+    container: refuse at create (runc: "unable to apply caps")."""
+    have = own_bounding_set()
+    for field in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        names = getattr(caps, field)
+        missing = mask_of(names, "process.capabilities." + field) & ~have
+        if missing:
+            raise ConfigError("process.capabilities.%s: %s not in the runtime's bounding set"
+                              % (field, ", ".join(names_of(missing))))
+
+
 def drop_bounding(caps):
     """Step 1, while still privileged: shrink the bounding set."""
     from .. import linux

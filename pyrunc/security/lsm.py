@@ -40,9 +40,8 @@ def check_labels(process, mount_label=None):
     if process.selinux_label and not selinux_enabled():
         raise ConfigError("process.selinuxLabel: selinux label is specified in config, "
                           "but selinux is disabled or not supported")
-    if mount_label and not selinux_enabled():
-        raise ConfigError("linux.mountLabel: selinux label is specified in config, "
-                          "but selinux is disabled or not supported")
+    # linux.mountLabel is only a mount option for SELinux: without it, it
+    # is ignored (runc and crun do the same).
 
 
 def open_verified_procfs(path="/proc"):

@@ -94,3 +94,24 @@ def test_pid_file_relative_and_atomic(bundle, runtime, tmp_path):
     data = (tmp_path / "init.pid").read_bytes()
     assert data.isdigit() and int(data) == runtime.state(cid)["pid"]
     assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []
+
+
+def test_no_mount_namespace_uses_chroot(bundle, runtime):
+    """runc allows a config without a mount namespace: the mounts are made
+    in the caller's namespace and the root is entered with chroot.  The
+    test runs pyrunc in a private mount namespace of its own, so nothing
+    reaches the host's."""
+    def cfg(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] in ("pid", "ipc")]
+        c.pop("hostname", None)
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] in ("/proc", "/dev")]
+        c["root"]["readonly"] = False
+    bundle.update(cfg)
+    bundle.set_args("sh", "-c", "ls /marker-dir && readlink /proc/self/ns/mnt")
+    os.makedirs(os.path.join(bundle.rootfs, "marker-dir"))
+    cmd = ["unshare", "-m", "--propagation", "private"] + runtime.cmd("run", "-b", bundle.path, runtime.new_id())
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] != os.readlink("/proc/self/ns/mnt")  # unshare's namespace, not a new one
+    with open("/proc/self/mountinfo") as f:
+        assert bundle.path not in f.read()

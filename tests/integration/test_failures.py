@@ -141,3 +141,23 @@ def test_runtime_sigkilled_during_create_then_delete_force(bundle, runtime, tmp_
     # the hook (sleep 30) is the test's own leftover child of the dead runtime: end it
     assert [x for x in leftovers(runtime, bundle, cid) if not x.startswith("process")] == []
     assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_unknown_rlimit_refused_at_create(bundle, runtime):
+    bundle.update(lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_TEST", "soft": 1, "hard": 1}))
+    cid = runtime.new_id()
+    p = runtime("create", "-b", bundle.path, cid, check=False)
+    assert_one_line_error(p, "process.rlimits[1].type", "RLIMIT_TEST")
+    assert leftovers(runtime, bundle, cid) == []
+
+
+def test_capability_outside_runtime_bounding_set_refused(bundle, runtime):
+    with open("/proc/self/status") as f:
+        bnd = int([line for line in f if line.startswith("CapBnd:")][0].split()[1], 16)
+    from pyrunc.security.capabilities import CAP_NAMES, last_cap
+    absent = [CAP_NAMES[i] for i in range(last_cap() + 1) if not bnd & (1 << i)]
+    if not absent:
+        pytest.skip("this runtime's bounding set holds every capability")
+    bundle.update(lambda c: c["process"]["capabilities"]["bounding"].append(absent[0]))
+    p = runtime("create", "-b", bundle.path, runtime.new_id(), check=False)
+    assert_one_line_error(p, "process.capabilities.bounding", absent[0])
