@@ -18,7 +18,17 @@ NFT_MARKER = "nft"  # in the state dir while the bridge's nft table exists
 
 
 def default_state_dir(bridge):
-    return os.path.join(STATE_ROOT, bridge)
+    """/run/pyrunc-net/<bridge> in the machine's network namespace; in any
+    other one (a test's, a nested runtime's) a dir of its own, so that
+    same-named bridges in different namespaces never share leases."""
+    mine = os.stat("/proc/thread-self/ns/net")
+    try:
+        init = os.stat("/proc/1/ns/net")
+    except OSError:  # pid 1's namespaces hidden from us: assume not the same
+        init = None
+    if init is not None and (init.st_dev, init.st_ino) == (mine.st_dev, mine.st_ino):
+        return os.path.join(STATE_ROOT, bridge)
+    return os.path.join(STATE_ROOT, "netns-%d" % mine.st_ino, bridge)
 
 
 def veth_name(cid):
@@ -107,16 +117,27 @@ def teardown(container_id, bridge=DEFAULT_BRIDGE, state_dir=None, keep_bridge=Fa
     if not os.path.isdir(state_dir):
         return False  # never set up here: nothing to undo, nothing to create
     links.iproute_class()  # the slow import, before the lock is taken
-    with Lock(state_dir), links.iproute() as ipr:
+    with Lock(state_dir) as lock, links.iproute() as ipr:
         lease = leases.load(container_id)
         _release(ipr, bridge, lease or {"id": container_id}, state_dir, warn)
         had = leases.remove(container_id)
         live, stale = leases.split_stale()
         for old in stale:
             _release(ipr, bridge, old, state_dir, warn)
-        if not live and not keep_bridge:
-            _remove_bridge(ipr, bridge, state_dir, warn)
+        if not live and not keep_bridge and _remove_bridge(ipr, bridge, state_dir, warn):
+            lock.remove_state_dir()
+    _remove_empty_parent(state_dir)
     return had
+
+
+def _remove_empty_parent(state_dir):
+    """A netns-<ino> dir left empty by the last bridge of that namespace."""
+    parent = os.path.dirname(state_dir)
+    if os.path.basename(parent).startswith("netns-") and os.path.dirname(parent) == STATE_ROOT:
+        try:
+            os.rmdir(parent)
+        except OSError:
+            pass
 
 
 def _release(ipr, bridge, lease, state_dir, warn):
@@ -129,12 +150,13 @@ def _release(ipr, bridge, lease, state_dir, warn):
 
 
 def _remove_bridge(ipr, bridge, state_dir, warn):
+    """-> True when the bridge and its nft table are gone."""
     idx = links.index_of(ipr, bridge)
     if idx is not None:
         ports = links.bridge_ports(ipr, idx)
         if ports:
             warn("bridge %s kept: %d interface(s) still attached" % (bridge, len(ports)))
-            return
+            return False
         links.delete_link(ipr, bridge)
     marker = os.path.join(state_dir, NFT_MARKER)
     if os.path.exists(marker):
@@ -144,8 +166,9 @@ def _remove_bridge(ipr, bridge, state_dir, warn):
             nft.remove_table(bridge)
         except NetworkError as e:
             warn(str(e))
-        else:
-            os.unlink(marker)
+            return False
+        os.unlink(marker)
+    return True
 
 
 def show(container_id, bridge=DEFAULT_BRIDGE, state_dir=None):

@@ -87,10 +87,39 @@ class Lock:
         self.fd = -1
 
     def __enter__(self):
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
+        # The last teardown removes the state dir, lock file included: a
+        # waiter that then wins the lock on the unlinked file starts over.
+        while True:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                continue  # the dir went away between makedirs and open
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return self
+            os.close(fd)
+
+    def remove_state_dir(self):
+        """While held: remove the lock file and its dir if nothing else is
+        in it (called when the bridge is gone)."""
+        state_dir = os.path.dirname(self.path)
+        try:
+            os.rmdir(os.path.join(state_dir, LEASE_DIR))
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return  # a lease appeared: keep everything
+        os.unlink(self.path)
+        try:
+            os.rmdir(state_dir)
+        except OSError:
+            pass
 
     def __exit__(self, *exc):
         os.close(self.fd)  # closing the last fd releases the flock

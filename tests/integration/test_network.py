@@ -10,7 +10,6 @@ from inside the "host" namespace.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -229,6 +228,7 @@ def test_two_containers_get_their_own_ips_ping_each_other_and_serve_the_host(hos
     h.down("ca")
     h.down("cb")
     assert h.veths() == [] and h.leases() == [] and h.bridge not in h.links()
+    assert not os.path.exists(h.state_dir)  # the last one out removes the state dir too
 
 
 def test_twenty_concurrent_setups_get_twenty_addresses_and_teardown_leaves_nothing(hostns):
@@ -277,6 +277,27 @@ def test_teardown_after_the_container_died_and_keep_bridge(hostns):
     assert h.bridge in h.links()  # kept as asked
     h.down("nobody")  # without --keep-bridge the last teardown removes it
     assert h.bridge not in h.links()
+
+
+def test_default_state_dir_is_per_network_namespace(hostns):
+    """Outside the machine's own netns the default state dir is keyed by
+    the namespace, so tests (or nested runtimes) never share leases."""
+    h = hostns
+    state = "/run/pyrunc-net/netns-%d/%s" % (h.inode, h.bridge)
+    a = h.container()
+    argv = h.cmd(*HOOK, "up", "--bridge", h.bridge)
+    try:
+        p = subprocess.run(argv, input=json.dumps({"id": "dflt", "pid": a}), capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert os.listdir(state + "/leases") == ["dflt"]
+        assert not os.path.exists("/run/pyrunc-net/" + h.bridge)
+        p = subprocess.run(h.cmd(*HOOK, "down", "--bridge", h.bridge), input='{"id": "dflt"}',
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert not os.path.exists("/run/pyrunc-net/netns-%d" % h.inode)
+    finally:
+        shutil.rmtree("/run/pyrunc-net/netns-%d" % h.inode, ignore_errors=True)
 
 
 def test_lease_of_a_killed_owner_is_reclaimed(hostns):

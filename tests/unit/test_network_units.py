@@ -240,3 +240,27 @@ def test_lean_pyroute2_import_gives_the_real_iproute_and_a_later_full_import_wor
                    "import pyroute2\nfrom pyroute2 import IPRoute, NDB\n"
                    "assert IPRoute is cls\nprint('ok')")
     assert p.stdout.strip() == "ok", p.stderr
+
+
+def test_a_waiter_on_a_removed_lock_file_starts_over(tmp_path):
+    """The last teardown removes the state dir under the lock; whoever was
+    waiting must not hold a lock on the unlinked file (two holders)."""
+    state = str(tmp_path / "s")
+    got = {}
+    first = Lock(state).__enter__()
+
+    def waiter():
+        with Lock(state) as lock:
+            got["ino"] = os.fstat(lock.fd).st_ino
+            got["on_disk"] = os.stat(lock.path).st_ino
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    t.join(0.3)
+    assert t.is_alive()  # blocked on the flock
+    first.remove_state_dir()
+    assert not os.path.exists(state)
+    first.__exit__(None, None, None)
+    t.join(10)
+    assert got["ino"] == got["on_disk"]  # a live lock file, not the removed one
+    assert os.path.exists(os.path.join(state, "lock"))
