@@ -221,7 +221,9 @@ class Container:
                 mgr.destroy()
             except OSError as e:
                 _log().warning("removing cgroup: %s" % e)
-        if hooks and self.record.get("status") != CREATING:
+        # Also for a create that died half-way (SIGKILL): its createRuntime
+        # hooks may have set things up (a network lease) that poststop undoes.
+        if hooks:
             from .hooks import run_hooks
 
             run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)

@@ -164,12 +164,13 @@ def container_resources(spec):
 class _Undo:
     """What a failed create must take back."""
 
-    __slots__ = ("cgroup", "pids", "sync")
+    __slots__ = ("cgroup", "pids", "sync", "hooks_ran")
 
     def __init__(self):
         self.cgroup = None
         self.pids = []
         self.sync = None
+        self.hooks_ran = False
 
     def undo(self, container):
         from .container import wait_gone
@@ -187,6 +188,15 @@ class _Undo:
                 self.cgroup.destroy()
             except OSError:
                 pass
+        if self.hooks_ran:
+            # The spec's failure path continues with delete, poststop included:
+            # what createRuntime hooks set up (a network lease) is undone.
+            hooks = container.hooks("poststop")
+            if hooks:
+                from .hooks import run_hooks
+                from .log import logger
+
+                run_hooks("poststop", hooks, container.hook_state("stopped"), warn=logger().warning)
 
 
 def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=None, listen_fds=0):
@@ -241,6 +251,7 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
     container.save()
 
     sync.expect("H")
+    made.hooks_ran = True
     _run_runtime_hooks(container, spec)
     sync.send("G")
     from .jsonio import dumps

@@ -125,9 +125,16 @@ def stage1_main(ctx, sync):
             linux.unshare(flags)
         if "time" in plan.new_types:
             write_time_offsets(ctx.spec.linux.time_offsets)
+        # The init shares the sync pipe: it may speak only after stage 1 has
+        # reported its pid, so it waits for `reported` to close first.
+        wait_r, reported = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(reported)
+            os.read(wait_r, 1)
+            os.close(wait_r)
             init_main(ctx, sync)  # never returns
+        os.close(wait_r)
         sync.send("P", str(pid))
         os._exit(0)
     except BaseException as e:  # noqa: B902 - report anything to the parent
