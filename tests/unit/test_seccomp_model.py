@@ -216,3 +216,42 @@ def test_model_import_is_cheap():
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_fd_passing_helpers():
+    import socket
+
+    from pyrunc.security import seccomp_listener as sl
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    r, w = os.pipe()
+    try:
+        seccomp.send_fd(a.fileno(), r, b"hello")
+        fd, data = seccomp.recv_fd(b.fileno())
+        assert data == b"hello" and fd not in (r, w)
+        assert os.get_inheritable(fd) is False  # MSG_CMSG_CLOEXEC
+        os.write(w, b"x")
+        assert os.read(fd, 1) == b"x"  # the same pipe
+        os.close(fd)
+        a.sendmsg([b"two"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, sl._fd_bytes([r, w]))])
+        fd, data = seccomp.recv_fd(b.fileno())
+        assert data == b"two" and os.path.samestat(os.fstat(fd), os.fstat(r))
+        os.close(fd)
+        a.send(b"plain")
+        assert seccomp.recv_fd(b.fileno()) == (None, b"plain")
+        assert a.fileno() >= 0 and b.fileno() >= 0  # the helpers leave the sockets open
+    finally:
+        for s in (a, b):
+            s.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_container_process_state_shape():
+    from pyrunc.security.seccomp_listener import container_process_state
+
+    state = {"ociVersion": "1.3.0", "id": "c", "status": "creating", "pid": 42, "bundle": "/b"}
+    doc = container_process_state(state)
+    assert doc == {"ociVersion": "1.3.0", "fds": ["seccompFd"], "pid": 42, "state": state}
+    assert container_process_state(state, "m", pid=7)["metadata"] == "m"
+    assert container_process_state(state, "m", pid=7)["pid"] == 7
