@@ -7,7 +7,8 @@ VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 PYRUNC := $(VENV)/bin/pyrunc
 APT_PACKAGES := build-essential pkg-config python3-venv python3-dev libseccomp-dev \
-	busybox-static runc crun iproute2 util-linux procps nftables
+	busybox-static runc crun iproute2 util-linux procps nftables \
+	containerd podman conmon buildah umoci skopeo containernetworking-plugins
 DEMO_DIR ?= /tmp/pyrunc-demo
 PYTEST_ARGS ?=
 
