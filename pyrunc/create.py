@@ -257,7 +257,36 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
     from .jsonio import dumps
 
     sync.send("S", dumps(container.hook_state("creating")))
-    sync.expect("R")
+    tag, payload = sync.recv()
+    if tag == "N":
+        _seccomp_to_listener(spec, sync, init_pid, int(payload), container.hook_state("creating"))
+        tag, payload = sync.recv()
+    if tag != "R":
+        _unexpected(tag, payload)
+
+
+def _seccomp_to_listener(spec, sync, pid, child_fd, state):
+    """The init loaded a notify filter: copy its fd, let it go on, hand the
+    fd to linux.seccomp.listenerPath with the container state (runc's order)."""
+    from .security.seccomp import fetch_fd, send_to_listener
+
+    sec = spec.linux.seccomp
+    fd = fetch_fd(pid, child_fd)
+    try:
+        sync.send("n")
+        send_to_listener(fd, sec.listener_path, state, sec.listener_metadata)
+    finally:
+        os.close(fd)
+
+
+def _unexpected(tag, payload):
+    from .process import SyncError
+
+    if tag == "E":
+        raise SyncError(payload)
+    if tag == "EOF":
+        raise SyncError("container init exited unexpectedly")
+    raise SyncError("unexpected message %r from container init" % tag)
 
 
 def _start_time_or_fail(pid):

@@ -42,7 +42,8 @@ class ExecContext:
     """What the middle and the process need, computed before fork."""
 
     __slots__ = ("proc", "linux_spec", "ns_fds", "console_fd", "preserve_fds",
-                 "container_id", "no_new_keyring", "seccomp", "runtime_identity")
+                 "container_id", "no_new_keyring", "seccomp", "runtime_identity",
+                 "notify_w", "ack_r")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -196,7 +197,8 @@ def execute(c, doc, opts):
             from .run import SignalForwarder
 
             forwarder = SignalForwarder()
-        gpid = spawn(ctx, mgr, cgroup_dirs, subreaper=not opts.detach)
+        gpid = spawn(ctx, mgr, cgroup_dirs, subreaper=not opts.detach,
+                     listener=_notify_listener(c, spec))
         if forwarder is not None:
             forwarder.target(gpid)
     except BaseException:
@@ -309,7 +311,13 @@ def open_namespaces(pid, expected_start):
     return fds
 
 
-def spawn(ctx, mgr, cgroup_dirs, subreaper):
+def _notify_listener(c, spec):
+    """(seccomp model, container) when the filter has SCMP_ACT_NOTIFY."""
+    sec = spec.linux.seccomp if spec is not None and spec.linux is not None else None
+    return (sec, c) if sec is not None and sec.uses_notify else None
+
+
+def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
     """Fork the middle, put it in the cgroup, get the process's host pid;
     raise with the process's own words if it could not be executed."""
     from .process import Sync
@@ -317,6 +325,10 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper):
     p2c_r, p2c_w = os.pipe()
     c2p_r, c2p_w = os.pipe()
     st_r, st_w = os.pipe()
+    notify_r = ack_w = -1
+    if listener is not None:
+        notify_r, ctx.notify_w = os.pipe()
+        ctx.ack_r, ack_w = os.pipe()
     # Nothing in the container may ptrace us or read /proc/<pid>/exe.
     linux.set_dumpable(False)
     if subreaper:
@@ -331,6 +343,9 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper):
     os.close(p2c_r)
     os.close(c2p_w)
     os.close(st_w)
+    if listener is not None:
+        os.close(ctx.notify_w)
+        os.close(ctx.ack_r)
     sync = Sync(c2p_r, p2c_w)
     try:
         try:
@@ -346,9 +361,14 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper):
         finally:
             _reap(pid)
             sync.close()
+        if listener is not None:
+            _seccomp_to_listener(listener, gpid, notify_r, ack_w)
         failure = _read_to_eof(st_r)
     finally:
         os.close(st_r)
+        for fd in (notify_r, ack_w):
+            if fd >= 0:
+                os.close(fd)
     if failure:
         code, _, msg = failure.decode(errors="replace").partition(" ")
         if subreaper:
@@ -357,6 +377,37 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper):
 
         raise ExecError("unable to start container process: " + msg, int(code) if code.isdigit() else 1)
     return gpid
+
+
+def _seccomp_to_listener(listener, gpid, notify_r, ack_w):
+    """The process loaded a notify filter and wrote its fd number: copy the
+    fd, let the process go on, send it to the agent (runc's order).  EOF
+    instead: the process failed before; its status pipe says why."""
+    data = _read_to_eof_or_line(notify_r)
+    if not data:
+        return
+    from .security.seccomp import fetch_fd, send_to_listener
+
+    sec, c = listener
+    fd = fetch_fd(gpid, int(data))
+    try:
+        os.write(ack_w, b"g")
+        send_to_listener(fd, sec.listener_path, c.hook_state("running"), sec.listener_metadata, pid=gpid)
+    finally:
+        os.close(fd)
+
+
+def _read_to_eof_or_line(fd):
+    data = b""
+    while not data.endswith(b"\n"):
+        try:
+            chunk = os.read(fd, 64)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data.strip()
 
 
 def join_cgroups(pid, mgr, dirs):
@@ -479,6 +530,13 @@ def process_main(ctx, st_w):
         env = build_env(proc)
         exe = find_executable(proc.args[0], env.get("PATH"), proc.cwd)
         refuse_runtime_binary(exe, ctx.runtime_identity, proc.args[0])
+        if ctx.seccomp is not None and ctx.seccomp.notify:
+            # still privileged: load now and hand the fd to the runtime
+            fd = ctx.seccomp.load()
+            os.write(ctx.notify_w, b"%d\n" % fd)
+            os.read(ctx.ack_r, 1)
+            os.close(fd)
+            ctx.seccomp = None
         exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=st_w, linux_spec=ctx.linux_spec,
                      seccomp=ctx.seccomp)
     except BaseException as e:  # noqa: B902

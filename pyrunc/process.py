@@ -204,6 +204,9 @@ def init_main(ctx, sync):
             env["LISTEN_PID"] = "1"
         exe = find_executable(proc.args[0], env.get("PATH"), proc.cwd)
         refuse_runtime_binary(exe, runtime_identity, proc.args[0])
+        if seccomp is not None and seccomp.notify:
+            hand_over_notify_fd(seccomp, sync)
+            seccomp = None
         sync.send("R")
         if sync.recv()[0] != "C":
             os._exit(1)  # the runtime died before committing the state
@@ -267,6 +270,18 @@ def compile_seccomp(linux_spec):
 
         raise NotSupported("linux.seccomp: this pyrunc has no seccomp support") from None
     return Seccomp.from_dict(doc).compile()
+
+
+def hand_over_notify_fd(seccomp, sync):
+    """A filter with SCMP_ACT_NOTIFY goes in while the runtime still
+    listens (runc's order): the runtime copies the notify fd with
+    pidfd_getfd and sends it to the agent.  The init is still privileged
+    here, so no_new_privs is not needed yet; every syscall the init makes
+    from now on is under the filter (runc: NOTIFY on write is refused)."""
+    fd = seccomp.load()
+    sync.send("N", str(fd))
+    sync.expect("n")
+    os.close(fd)
 
 
 def sync_state_doc(sync):

@@ -236,7 +236,6 @@ class Agent:
         self.srv.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the init does not hand the notify fd to the runtime yet (lead's wiring)")
 def test_notify_answered_by_the_listener(bundle, runtime, tmp_path):
     """mkdir under SCMP_ACT_NOTIFY: the agent at listenerPath gets the fd and
     the container state, and makes mkdir "succeed" without creating anything."""
@@ -259,7 +258,6 @@ def test_notify_answered_by_the_listener(bundle, runtime, tmp_path):
     assert st["state"]["bundle"] == bundle.path
 
 
-@pytest.mark.xfail(strict=True, reason="exec does not hand the notify fd to the runtime yet (lead's wiring)")
 def test_exec_process_notify_goes_to_the_listener(bundle, runtime, tmp_path):
     """An exec'd process gets its own notify fd, sent with state "running"
     and its own pid; the agent answers its mkdir with a chosen errno."""
