@@ -48,11 +48,13 @@ demo: venv
 	@$(PYRUNC) spec --bundle $(DEMO_DIR)
 	@$(PY) -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["process"]["terminal"]=False; \
 		c["process"]["args"]=["sh","-c","echo \"hello from $$(hostname), pid $$$$ in its own namespaces\"; id; uname -a; ls /"]; \
+		c["linux"]["cgroupsPath"]="/pyrunc-demo/demo"; \
 		json.dump(c,open(p,"w"),indent=2)' $(DEMO_DIR)/config.json
 	@echo "+ pyrunc run --bundle $(DEMO_DIR) pyrunc-demo"
 	@$(PYRUNC) --root $(DEMO_DIR)/state run --bundle $(DEMO_DIR) pyrunc-demo
 	@$(PYRUNC) --root $(DEMO_DIR)/state list
 	@rm -rf $(DEMO_DIR)
+	@for d in /sys/fs/cgroup/*/pyrunc-demo; do [ -d "$$d" ] && rmdir "$$d"; done; true
 	@echo "demo done: nothing left behind"
 
 # pytest's own script (not `python -m pytest`) keeps the source tree off
