@@ -9,12 +9,12 @@ import termios
 import time
 
 
-def run_on_pty(argv, rows=24, cols=80, timeout=30):
+def run_on_pty(argv, rows=24, cols=80, timeout=30, env=None):
     """(exit status, output decoded) of argv run on a fresh pty."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     try:
-        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, env=env)
     finally:
         os.close(slave)
     out = b""
