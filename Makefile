@@ -18,7 +18,7 @@ all: venv
 
 deps: .stamp-apt
 .stamp-apt:
-	@if ! command -v busybox >/dev/null || ! dpkg -s libseccomp-dev runc crun python3-venv >/dev/null 2>&1; then \
+	@if ! command -v busybox >/dev/null || ! dpkg -s libseccomp-dev runc crun python3-venv containerd podman conmon buildah >/dev/null 2>&1; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
