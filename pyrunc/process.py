@@ -117,14 +117,16 @@ def stage1_main(ctx, sync):
         from .namespaces import join_all, write_time_offsets
 
         join_all(ctx.join_fds)
-        if plan.has("user"):
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
         flags = plan.new_flags & ~linux.CLONE_NEWUSER
         if flags:
             linux.unshare(flags)
         if "time" in plan.new_types:
+            # Before the switch to the namespace's root: we are not dumpable,
+            # so /proc/self/* belongs to the host's root -- still our fsuid.
             write_time_offsets(ctx.spec.linux.time_offsets)
+        if plan.has("user"):
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
         # The init shares the sync pipe: it may speak only after stage 1 has
         # reported its pid, so it waits for `reported` to close first.
         wait_r, reported = os.pipe()

@@ -374,3 +374,27 @@ def test_exec_in_created_container(bundle, runtime):
     assert lines[0] == "in-created"
     assert lines[1] == os.readlink("/proc/%d/ns/mnt" % runtime.state(cid)["pid"])
     assert runtime.state(cid)["status"] == "created"
+
+
+def test_exec_joins_user_and_time_namespaces_together(bundle, runtime):
+    """Both at once: the offsets are written while stage 1 still has the
+    host root's fsuid (it is not dumpable, /proc/self is root's)."""
+    from test_userns import chown_tree, let_unprivileged_traverse
+
+    let_unprivileged_traverse(bundle.rootfs)
+    chown_tree(bundle.rootfs, HOST_BASE, HOST_BASE)
+
+    def cfg(c):
+        c["linux"]["namespaces"] += [{"type": "user"}, {"type": "time"}]
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
+        c["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 1000, "nanosecs": 0}}
+    cid, pid = start_sleeper(bundle, runtime, cfg)
+    p = runtime("exec", cid, "sh", "-c", ns_script() + "; id -u; cat /proc/uptime")
+    lines = p.stdout.strip().split("\n")
+    inside = parse_ns("\n".join(lines[:len(NS_FILES)]))
+    assert inside == host_ns(pid)
+    assert inside["user"] != os.readlink("/proc/self/ns/user")
+    assert inside["time"] != os.readlink("/proc/self/ns/time")
+    assert lines[len(NS_FILES)] == "0"
+    assert float(lines[len(NS_FILES) + 1].split()[0]) > 86400 * 1000
