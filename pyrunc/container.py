@@ -69,13 +69,12 @@ class Container:
             return STOPPED
         if os.path.exists(self.dir.fifo):
             return CREATED
-        mgr = self.cgroup_manager()
-        if mgr is not None:
-            try:
-                if mgr.is_frozen():
-                    return PAUSED
-            except OSError:
-                pass
+        cg = self.record.get("cgroup")
+        if cg:
+            from .cgroups import is_frozen
+
+            if is_frozen(cg):
+                return PAUSED
         return RUNNING
 
     def oci_state(self, status=None):

@@ -91,6 +91,23 @@ def manager_for(cgroups_path, container_id, resources=None, rootless=False, syst
     return V1Manager(paths.v1_paths(inner, mountinfo, own), resources, rootless)
 
 
+def is_frozen(d):
+    """Whether the cgroup a to_dict() record describes is frozen, read
+    straight from the freezer file: `state` asks this on every call and
+    need not import and build a whole manager for it."""
+    try:
+        if d.get("version") == 2:
+            with open(d["path"] + "/cgroup.events", "rb") as f:
+                return b"\nfrozen 1" in b"\n" + f.read()
+        path = (d.get("paths") or {}).get("freezer")
+        if not path:
+            return False
+        with open(path + "/freezer.state", "rb") as f:
+            return f.read().strip() == b"FROZEN"
+    except OSError:
+        return False
+
+
 def load_manager(d):
     """The manager a to_dict() describes (from state.json)."""
     if d.get("version") == 2:

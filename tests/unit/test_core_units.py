@@ -133,3 +133,24 @@ def test_cli_usage_errors():
     assert p.returncode == 1 and "flag provided but not defined: -bogus" in p.stderr
     p = subprocess.run([PYRUNC, "--version"], capture_output=True, text=True)
     assert p.returncode == 0 and "spec: 1.3.0" in p.stdout
+
+
+def test_is_frozen_reads_the_recorded_freezer(tmp_path):
+    """`state`'s paused check reads the freezer file named by the record
+    (v1 freezer.state, v2 cgroup.events) without building a manager."""
+    from pyrunc.cgroups import is_frozen
+
+    v1 = tmp_path / "freezer"
+    v1.mkdir()
+    (v1 / "freezer.state").write_text("FROZEN\n")
+    assert is_frozen({"version": 1, "paths": {"freezer": str(v1)}})
+    (v1 / "freezer.state").write_text("THAWED\n")
+    assert not is_frozen({"version": 1, "paths": {"freezer": str(v1)}})
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cgroup.events").write_text("populated 1\nfrozen 1\n")
+    assert is_frozen({"version": 2, "path": str(v2)})
+    (v2 / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    assert not is_frozen({"version": 2, "path": str(v2)})
+    assert not is_frozen({"version": 1, "paths": {}})
+    assert not is_frozen({"version": 2, "path": str(tmp_path / "gone")})
