@@ -146,8 +146,9 @@ def _make_cgroup(spec, cid, opts):
 
 def container_resources(spec):
     """linux.resources with runc's device rules: the config's rules, an
-    allow rule for each linux.devices node, then runc's default allow-list."""
-    from .cgroups import default_device_rules
+    allow rule for each linux.devices node, then runc's default allow-list
+    (cgroups.with_default_devices)."""
+    from .cgroups import with_default_devices
     from .cgroups.resources import Resources
 
     doc = dict(spec.linux.resources_doc or {})
@@ -156,9 +157,8 @@ def container_resources(spec):
         if d.type in ("c", "b", "u"):
             rules.append({"allow": True, "type": "c" if d.type == "u" else d.type,
                           "major": d.major, "minor": d.minor, "access": "rwm"})
-    linux_devices = [{"path": d.path} for d in spec.linux.devices]
-    doc["devices"] = rules + default_device_rules(linux_devices)
-    return Resources.from_dict(doc)
+    doc["devices"] = rules
+    return with_default_devices(Resources.from_dict(doc), spec.linux.devices)
 
 
 class _Undo:
