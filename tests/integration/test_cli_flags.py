@@ -115,3 +115,15 @@ def test_no_mount_namespace_uses_chroot(bundle, runtime):
     assert out.stdout.split()[0] != os.readlink("/proc/self/ns/mnt")  # unshare's namespace, not a new one
     with open("/proc/self/mountinfo") as f:
         assert bundle.path not in f.read()
+
+
+def test_output_that_cannot_be_written_is_an_error(runtime):
+    """The launcher ends without the interpreter's tear-down (pyrunc.cli.exit_now):
+    stdout must still be flushed, and a failed flush must not exit 0."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([runtime.binary, "--root", runtime.root, "spec", "--help"],
+                           stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 120
+    p = subprocess.run([runtime.binary, "--root", runtime.root, "--version"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith("pyrunc version")
