@@ -317,7 +317,8 @@ def _create_options(g, ns):
     return CreateOptions(pid_file=ns.pid_file, console_socket=ns.console_socket, no_pivot=ns.no_pivot,
                          no_new_keyring=ns.no_new_keyring, preserve_fds=preserve,
                          systemd_cgroup=g.systemd_cgroup,
-                         rootless=g.rootless == "true" or (g.rootless == "auto" and os.geteuid() != 0))
+                         rootless=g.rootless == "true" or (g.rootless == "auto" and os.geteuid() != 0),
+                         one_shot=True)
 
 
 def cmd_create(g, ns):

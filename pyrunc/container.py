@@ -24,11 +24,19 @@ def _log():
 
 
 class CreateOptions:
+    """create's flags.  `one_shot`: the caller is a short-lived process (the
+    CLI: create exits at once, orphaning the init; run waits for it).  Then
+    the init may be the caller's own child, which saves a fork when no user
+    or time namespace needs the two-stage spawn, and the caller's cwd stays
+    in the bundle, as runc's does (hooks run there).  A long-lived library
+    caller keeps the default: the init is never its child (nor its zombie)
+    and its working directory is given back."""
+
     __slots__ = ("pid_file", "console_socket", "no_pivot", "no_new_keyring", "preserve_fds",
-                 "systemd_cgroup", "rootless")
+                 "systemd_cgroup", "rootless", "one_shot")
 
     def __init__(self, pid_file=None, console_socket=None, no_pivot=False, no_new_keyring=False,
-                 preserve_fds=0, systemd_cgroup=False, rootless=None):
+                 preserve_fds=0, systemd_cgroup=False, rootless=None, one_shot=False):
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.no_pivot = no_pivot
@@ -36,6 +44,7 @@ class CreateOptions:
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
+        self.one_shot = one_shot
 
 
 class Container:
@@ -136,7 +145,15 @@ class Container:
     def create(cls, cid, bundle, root=None, options=None):
         from .create import create_container
 
-        return create_container(cls, cid, bundle, root, options or CreateOptions())
+        options = options or CreateOptions()
+        if options.one_shot:
+            return create_container(cls, cid, bundle, root, options)
+        cwd = os.open(".", os.O_PATH | os.O_CLOEXEC)
+        try:
+            return create_container(cls, cid, bundle, root, options)
+        finally:
+            os.fchdir(cwd)
+            os.close(cwd)
 
     # -- start ---------------------------------------------------------------------
     def start(self):
@@ -196,6 +213,11 @@ class Container:
 
     # -- kill -------------------------------------------------------------------------
     def kill(self, sig=15, all_processes=False):
+        """`sig`: a number or a name as the CLI takes it ("TERM", "SIGKILL", "9")."""
+        if not isinstance(sig, int):
+            from .signals import parse_signal
+
+            sig = parse_signal(sig)
         status = self.status()
         if status == STOPPED:
             raise StateError("container not running")

@@ -164,13 +164,14 @@ def container_resources(spec):
 class _Undo:
     """What a failed create must take back."""
 
-    __slots__ = ("cgroup", "pids", "sync", "hooks_ran")
+    __slots__ = ("cgroup", "pids", "sync", "hooks_ran", "child")
 
     def __init__(self):
         self.cgroup = None
         self.pids = []
         self.sync = None
         self.hooks_ran = False
+        self.child = 0  # an init forked directly is ours to reap
 
     def undo(self, container):
         from .container import wait_gone
@@ -183,6 +184,8 @@ class _Undo:
             except ProcessLookupError:
                 pass
             wait_gone(pid, start)
+        if self.child:
+            _reap(self.child)
         if self.cgroup is not None:
             try:
                 self.cgroup.destroy()
@@ -220,6 +223,8 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
     unprivileged = os.geteuid() != 0
     if not unprivileged:
         linux.set_dumpable(False)
+    if opts.one_shot and not unprivileged and _init_can_be_forked_directly(plan):
+        return _spawn_direct(container, spec, ctx, mgr, made, fifo_fd, p2c_r, p2c_w, c2p_r, c2p_w)
     pid = os.fork()
     if pid == 0:
         os.close(p2c_w)
@@ -245,6 +250,59 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
         init_pid = int(sync.expect("P"))
     finally:
         _reap(pid)
+    _finish_spawn(container, spec, sync, made, init_pid)
+
+
+def _init_can_be_forked_directly(plan):
+    """Without user and time namespaces nothing has to happen between
+    entering the namespaces and forking pid 1 that the parent cannot do
+    for itself (a user namespace must exist before the others, owning them;
+    time offsets must be written before the first process enters)."""
+    return not plan.has("user") and not plan.has("time")
+
+
+def _spawn_direct(container, spec, ctx, mgr, made, fifo_fd, p2c_r, p2c_w, c2p_r, c2p_w):
+    """One fork instead of two: the parent enters the container's pid
+    namespace for its children only (unshare/setns CLONE_NEWPID changes
+    pid_for_children, not the caller), forks the init as that namespace's
+    pid 1, and returns to its own at once."""
+    from .process import Sync, direct_init_main
+
+    pid_fd = dict(ctx.join_fds).get("pid")
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pid_fd is not None or "pid" in ctx.plan.new_types else -1
+    try:
+        if pid_fd is not None:
+            linux.setns(pid_fd, linux.CLONE_NEWPID)
+        elif own >= 0:
+            linux.unshare(linux.CLONE_NEWPID)
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if own >= 0 and pid != 0:
+                linux.setns(own, linux.CLONE_NEWPID)  # back before anything else forks
+        if pid == 0:
+            if own >= 0:
+                os.close(own)
+            os.close(p2c_w)
+            os.close(c2p_r)
+            direct_init_main(ctx, Sync(p2c_r, c2p_w))
+            os._exit(1)
+    finally:
+        if own >= 0:
+            os.close(own)
+    os.close(p2c_r)
+    os.close(c2p_w)
+    os.close(fifo_fd)
+    sync = made.sync = Sync(c2p_r, p2c_w)
+    made.child = pid
+    if mgr is not None:
+        mgr.add_pid(pid)
+    sync.send("G")
+    _finish_spawn(container, spec, sync, made, pid)
+
+
+def _finish_spawn(container, spec, sync, made, init_pid):
     container.record["pid"] = init_pid
     container.record["init_start"] = start = _start_time_or_fail(init_pid)
     made.pids.append((init_pid, start))

@@ -5,6 +5,9 @@ Process model (all plain os.fork(), so Python's fork bookkeeping holds):
   pyrunc create (parent)
    └─ stage 1: [unshare user ns; parent writes id maps] → join ns by path →
       │         unshare the other namespaces → fork → report init pid → exit
+      │         (skipped for the CLI when there is no user or time namespace:
+      │         the parent forks the init straight into the new pid namespace
+      │         and the init joins/unshares the rest itself, direct_init_main)
       └─ init (pid 1 of a new pid ns): rootfs → createRuntime hooks (by the
                 parent) → createContainer hooks → pivot_root → finalize →
                 wait on exec.fifo → startContainer hooks → drop privileges →
@@ -141,6 +144,27 @@ def stage1_main(ctx, sync):
         os._exit(0)
     except BaseException as e:  # noqa: B902 - report anything to the parent
         _report_and_exit(sync, e)
+
+
+def direct_init_main(ctx, sync):
+    """The init forked by the runtime itself (no user or time namespace:
+    see create._fork_init_directly), already pid 1 of its pid namespace:
+    do what stage 1 would have done for it, then be the init."""
+    try:
+        default_signals()
+        for fd in ctx.close_fds or ():
+            os.close(fd)
+        sync.expect("G")  # cgroups joined
+        linux.set_dumpable(False)
+        from .namespaces import join_all
+
+        join_all([(t, fd) for t, fd in ctx.join_fds if t != "pid"])
+        flags = ctx.plan.new_flags & ~linux.CLONE_NEWPID
+        if flags:
+            linux.unshare(flags)
+    except BaseException as e:  # noqa: B902
+        _report_and_exit(sync, e)
+    init_main(ctx, sync)  # never returns
 
 
 def _report_and_exit(sync, exc):
