@@ -295,10 +295,7 @@ def _spawn_direct(container, spec, ctx, mgr, made, fifo_fd, p2c_r, p2c_w, c2p_r,
     os.close(c2p_w)
     os.close(fifo_fd)
     sync = made.sync = Sync(c2p_r, p2c_w)
-    made.child = pid
-    if mgr is not None:
-        mgr.add_pid(pid)
-    sync.send("G")
+    made.child = pid  # the init joins its cgroup itself (join_self)
     _finish_spawn(container, spec, sync, made, pid)
 
 

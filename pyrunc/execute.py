@@ -1,9 +1,10 @@
 """`exec`: run another process inside a running container.
 
     pyrunc exec (parent): checks, opens /proc/<init>/ns/*, non-dumpable
-     └─ middle: put in the container's cgroup by the parent → setns into
-        │       every namespace of the init that differs from ours (user
-        │       first, mount last) → fork → report the pid → exit
+     └─ middle: joins the container's cgroup itself (the parent puts it in
+        │       a --cgroup sub-cgroup) → setns into every namespace of the
+        │       init that differs from ours (user first, mount last) → fork
+        │       → report the pid → exit
         └─ process: in the container's pid namespace; setsid → [pty] →
                     keyring → exec_process() (rlimits, caps, user, NNP,
                     LSM, seccomp: the same path as the init)
@@ -43,7 +44,7 @@ class ExecContext:
 
     __slots__ = ("proc", "linux_spec", "ns_fds", "console_fd", "preserve_fds",
                  "container_id", "no_new_keyring", "seccomp", "runtime_identity",
-                 "notify_w", "ack_r")
+                 "notify_w", "ack_r", "cgroup_self")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -329,6 +330,8 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
     if listener is not None:
         notify_r, ctx.notify_w = os.pipe()
         ctx.ack_r, ack_w = os.pipe()
+    if cgroup_dirs is None and mgr is not None:
+        ctx.cgroup_self = mgr  # the middle joins itself: cheaper (V1Manager.join_self)
     # Nothing in the container may ptrace us or read /proc/<pid>/exe.
     linux.set_dumpable(False)
     if subreaper:
@@ -349,7 +352,8 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
     sync = Sync(c2p_r, p2c_w)
     try:
         try:
-            join_cgroups(pid, mgr, cgroup_dirs)
+            if ctx.cgroup_self is None:
+                join_cgroups(pid, mgr, cgroup_dirs)
             sync.send("G")
             gpid = int(sync.expect("P"))
         except BaseException:
@@ -475,7 +479,9 @@ def middle_main(ctx, sync, st_w):
         from .process import default_signals
 
         default_signals()
-        sync.expect("G")  # in the container's cgroup now
+        sync.expect("G")
+        if ctx.cgroup_self is not None:
+            ctx.cgroup_self.join_self()
         preload(ctx)
         from .spec import NAMESPACE_FLAGS
 

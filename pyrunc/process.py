@@ -154,7 +154,10 @@ def direct_init_main(ctx, sync):
         default_signals()
         for fd in ctx.close_fds or ():
             os.close(fd)
-        sync.expect("G")  # cgroups joined
+        if ctx.cgroup_manager is not None:
+            # Itself, before any namespace: cheaper than the parent writing
+            # our pid (see V1Manager.join_self), and in time for cgroupns.
+            ctx.cgroup_manager.join_self()
         linux.set_dumpable(False)
         from .namespaces import join_all
 

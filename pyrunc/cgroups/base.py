@@ -60,12 +60,19 @@ class Manager:
 
     def add_pid(self, pid):
         for d in self.dirs():
-            try:
-                fs.write(d, "cgroup.procs", pid)
-            except CgroupError as e:
-                if self.rootless and e.errno in (errno.EPERM, errno.EACCES, errno.EROFS, errno.ENOENT):
-                    continue
-                raise CgroupError("join cgroup %s: %s" % (d, str(e).rsplit(": ", 1)[-1]), e.errno) from None
+            self._join(d, "cgroup.procs", pid)
+
+    def join_self(self):
+        """Move the calling (single-threaded) process into the cgroup."""
+        self.add_pid(os.getpid())
+
+    def _join(self, d, name, value):
+        try:
+            fs.write(d, name, value)
+        except CgroupError as e:
+            if self.rootless and e.errno in (errno.EPERM, errno.EACCES, errno.EROFS, errno.ENOENT):
+                return
+            raise CgroupError("join cgroup %s: %s" % (d, str(e).rsplit(": ", 1)[-1]), e.errno) from None
 
     def pids(self):
         d = self.procs_dir()
