@@ -233,13 +233,14 @@ class Container:
         status = self.status()
         if status in (RUNNING, PAUSED) and not force:
             raise StateError("cannot delete container %s that is not stopped: %s" % (self.id, status))
-        mgr = self.cgroup_manager()
         if status != STOPPED:
-            self._kill_everything(mgr, status)
+            self._kill_everything(self.cgroup_manager(), status)
         hooks = self.hooks("poststop")
-        if mgr is not None:
+        if self.record.get("cgroup"):
+            from .cgroups import remove_recorded
+
             try:
-                mgr.destroy()
+                remove_recorded(self.record["cgroup"])  # no manager needed to rmdir
             except OSError as e:
                 _log().warning("removing cgroup: %s" % e)
         # Also for a create that died half-way (SIGKILL): its createRuntime

@@ -23,6 +23,7 @@ Interface used by the container lifecycle::
     mgr.stats() -> dict   # runc `events --stats` "data"
     mgr.oom_events() -> int
     mgr.destroy()         # rmdir only what create() made (retries while tasks exit)
+    remove_recorded(mgr.to_dict())   # the same, from state.json, no manager built
     mgr.exists() -> bool
     mgr.to_dict() -> dict ; load_manager(d) -> manager    # for state.json
     mgr.mount_paths()     # v1: [{"name","options","source","links"}]; v2: {"source"}
@@ -51,8 +52,8 @@ memory.limit_in_bytes (1024): Device or resource busy``.
 Nothing heavy is imported here: each verb is a fresh process.
 """
 
-__all__ = ["manager_for", "load_manager", "default_device_rules", "with_default_devices",
-           "host_version", "systemd_running"]
+__all__ = ["manager_for", "load_manager", "remove_recorded", "default_device_rules",
+           "with_default_devices", "host_version", "systemd_running"]
 
 
 def systemd_running():
@@ -106,6 +107,15 @@ def is_frozen(d):
             return f.read().strip() == b"FROZEN"
     except OSError:
         return False
+
+
+def remove_recorded(d):
+    """What destroy() does for the cgroup a to_dict() record describes,
+    without building its manager (no resources parsed, no v1/v2 module):
+    `delete` of a stopped container needs only this."""
+    from .fs import leaf_dirs, remove_created
+
+    remove_created(d.get("created") or [], leaf_dirs(d))
 
 
 def load_manager(d):

@@ -106,31 +106,9 @@ class Manager:
         exiting tasks; cgroups we only joined are left alone."""
         self._remove_created()
 
-    def _leaf_dirs(self):
-        """The container's own cgroup directories (one per v1 hierarchy)."""
-        paths = getattr(self, "paths", None)
-        if paths is not None:
-            return set(paths.values())
-        path = getattr(self, "path", None)
-        return {path} if path else set()
-
     def _remove_created(self):
-        """The container's own cgroups go with everything under them (exec
-        sub-cgroups), waiting for exiting tasks; a parent we happened to
-        create is shared with sibling containers, so it is removed only if
-        already empty, never recursively."""
-        first_error = None
-        leaves = self._leaf_dirs()
-        for d in reversed(self.created):
-            try:
-                if d in leaves:
-                    fs.rmdir_tree(d)
-                else:
-                    fs.rmdir_if_empty(d)
-            except CgroupError as e:
-                first_error = first_error or e
-        if first_error is not None:
-            raise first_error
+        own = {"paths": getattr(self, "paths", None), "path": getattr(self, "path", None)}
+        fs.remove_created(self.created, fs.leaf_dirs(own))
         self.created = []
 
     def wait_empty(self, timeout=2.0):

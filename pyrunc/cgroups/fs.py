@@ -131,6 +131,33 @@ def rmdir_tree(path, attempts=20):
         _rmdir_retry(d, attempts)
 
 
+def leaf_dirs(d):
+    """The container's own cgroup directories (one per v1 hierarchy) in a
+    manager's to_dict() record."""
+    if d.get("paths") is not None:
+        return set(d["paths"].values())
+    return {d["path"]} if d.get("path") else set()
+
+
+def remove_created(created, leaves):
+    """Remove the cgroups a container's create made, deepest first.  Its
+    own cgroups (`leaves`) go with everything under them (exec
+    sub-cgroups), waiting for exiting tasks; a parent it happened to create
+    is shared with sibling containers, so it goes only if already empty,
+    never recursively.  Raises the first error after trying them all."""
+    first_error = None
+    for d in reversed(created):
+        try:
+            if d in leaves:
+                rmdir_tree(d)
+            else:
+                rmdir_if_empty(d)
+        except CgroupError as e:
+            first_error = first_error or e
+    if first_error is not None:
+        raise first_error
+
+
 def rmdir_if_empty(path):
     """One rmdir: a shared parent still holding other cgroups stays."""
     import errno
