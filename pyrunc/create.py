@@ -266,31 +266,15 @@ def _spawn_direct(container, spec, ctx, mgr, made, fifo_fd, p2c_r, p2c_w, c2p_r,
     namespace for its children only (unshare/setns CLONE_NEWPID changes
     pid_for_children, not the caller), forks the init as that namespace's
     pid 1, and returns to its own at once."""
+    from .namespaces import fork_into_pid_ns
     from .process import Sync, direct_init_main
 
-    pid_fd = dict(ctx.join_fds).get("pid")
-    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pid_fd is not None or "pid" in ctx.plan.new_types else -1
-    try:
-        if pid_fd is not None:
-            linux.setns(pid_fd, linux.CLONE_NEWPID)
-        elif own >= 0:
-            linux.unshare(linux.CLONE_NEWPID)
-        pid = -1
-        try:
-            pid = os.fork()
-        finally:
-            if own >= 0 and pid != 0:
-                linux.setns(own, linux.CLONE_NEWPID)  # back before anything else forks
-        if pid == 0:
-            if own >= 0:
-                os.close(own)
-            os.close(p2c_w)
-            os.close(c2p_r)
-            direct_init_main(ctx, Sync(p2c_r, c2p_w))
-            os._exit(1)
-    finally:
-        if own >= 0:
-            os.close(own)
+    pid = fork_into_pid_ns(dict(ctx.join_fds).get("pid"), new="pid" in ctx.plan.new_types)
+    if pid == 0:
+        os.close(p2c_w)
+        os.close(c2p_r)
+        direct_init_main(ctx, Sync(p2c_r, c2p_w))
+        os._exit(1)
     os.close(p2c_r)
     os.close(c2p_w)
     os.close(fifo_fd)

@@ -4,7 +4,9 @@
      └─ middle: joins the container's cgroup itself (the parent puts it in
         │       a --cgroup sub-cgroup) → setns into every namespace of the
         │       init that differs from ours (user first, mount last) → fork
-        │       → report the pid → exit
+        │       → report the pid → exit.  Only with user or time
+        │       namespaces: otherwise the parent forks the process straight
+        │       into the pid namespace and it does this part (direct_main).
         └─ process: in the container's pid namespace; setsid → [pty] →
                     keyring → exec_process() (rlimits, caps, user, NNP,
                     LSM, seccomp: the same path as the init)
@@ -336,12 +338,21 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
     linux.set_dumpable(False)
     if subreaper:
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
-    pid = os.fork()
+    # Without user and time namespaces the process needs no middle: we fork
+    # it straight into the container's pid namespace (fork_into_pid_ns) and
+    # it joins the other namespaces itself.
+    direct = not any(t in ("user", "time") for t, _ in ctx.ns_fds)
+    if direct:
+        from .namespaces import fork_into_pid_ns
+
+        pid = fork_into_pid_ns(dict(ctx.ns_fds).get("pid"))
+    else:
+        pid = os.fork()
     if pid == 0:
         os.close(p2c_w)
         os.close(c2p_r)
         os.close(st_r)
-        middle_main(ctx, Sync(p2c_r, c2p_w), st_w)
+        (direct_main if direct else middle_main)(ctx, Sync(p2c_r, c2p_w), st_w)
         os._exit(1)
     os.close(p2c_r)
     os.close(c2p_w)
@@ -355,15 +366,17 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
             if ctx.cgroup_self is None:
                 join_cgroups(pid, mgr, cgroup_dirs)
             sync.send("G")
-            gpid = int(sync.expect("P"))
+            gpid = pid if direct else int(sync.expect("P"))
         except BaseException:
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+            _reap(pid)
             raise
         finally:
-            _reap(pid)
+            if not direct:
+                _reap(pid)  # the middle
             sync.close()
         if listener is not None:
             _seccomp_to_listener(listener, gpid, notify_r, ack_w)
@@ -499,6 +512,31 @@ def middle_main(ctx, sync, st_w):
         os._exit(0)
     except BaseException as e:  # noqa: B902 - report anything to the parent
         _report_and_exit(sync, e)
+
+
+def direct_main(ctx, sync, st_w):
+    """The process forked straight into the pid namespace: what the middle
+    does for its child, then be the process."""
+    from .process import _report_and_exit
+
+    try:
+        from .process import default_signals
+
+        default_signals()
+        sync.expect("G")
+        if ctx.cgroup_self is not None:
+            ctx.cgroup_self.join_self()
+        preload(ctx)
+        from .spec import NAMESPACE_FLAGS
+
+        for ns_type, fd in ctx.ns_fds:
+            if ns_type != "pid":
+                linux.setns(fd, NAMESPACE_FLAGS[ns_type])
+            os.close(fd)
+        sync.close()
+    except BaseException as e:  # noqa: B902 - report anything to the parent
+        _report_and_exit(sync, e)
+    process_main(ctx, st_w)
 
 
 def preload(ctx):

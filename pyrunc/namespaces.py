@@ -54,6 +54,31 @@ class NamespacePlan:
         return fds
 
 
+def fork_into_pid_ns(join_fd=None, new=False):
+    """os.fork() with the child in another pid namespace and the caller
+    staying in its own: setns(join_fd) or unshare (new=True) CLONE_NEWPID
+    changes only the caller's pid_for_children, which goes back to its own
+    namespace right after the fork, before anything else can fork.  The
+    child becomes pid 1 of a new namespace.  Returns what os.fork() does."""
+    if join_fd is None and not new:
+        return os.fork()
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if join_fd is not None:
+            linux.setns(join_fd, linux.CLONE_NEWPID)
+        else:
+            linux.unshare(linux.CLONE_NEWPID)
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if pid != 0:
+                linux.setns(own, linux.CLONE_NEWPID)
+    finally:
+        os.close(own)
+    return pid
+
+
 def join_all(fds):
     from .spec import NAMESPACE_FLAGS
 
