@@ -77,6 +77,8 @@ def create_container(cls, cid, bundle, root, opts):
             "owner": "", "annotations": spec.annotations, "cgroup": None,
             "hook_kinds": [k for k, hooks in spec.hooks.by_kind.items() if hooks],
         }
+        if opts.no_new_keyring:
+            container.record["no_new_keyring"] = True  # exec's processes too, as runc
         mgr = _make_cgroup(spec, cid, opts)
         if mgr is not None:
             made.cgroup = mgr

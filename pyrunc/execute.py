@@ -66,7 +66,8 @@ def exec_cli(g, ns):
     c = Container.load(ns.args[0], g.root)
     doc = process_from_cli(ns, c)
     opts = ExecOptions(detach=ns.detach, pid_file=ns.pid_file, console_socket=ns.console_socket,
-                       preserve_fds=preserve, cgroups=ns.cgroup, ignore_paused=ns.ignore_paused)
+                       preserve_fds=preserve, cgroups=ns.cgroup, ignore_paused=ns.ignore_paused,
+                       no_new_keyring=bool(c.record.get("no_new_keyring")))
     return execute(c, doc, opts)
 
 

@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -127,3 +128,27 @@ def test_output_that_cannot_be_written_is_an_error(runtime):
     p = subprocess.run([runtime.binary, "--root", runtime.root, "--version"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.startswith("pyrunc version")
+
+
+def test_no_new_keyring_holds_for_the_init_and_exec(bundle, runtime):
+    """create --no-new-keyring: neither the init nor a later exec joins a
+    `_ses.<id>` session keyring (runc keeps the flag for exec); without it
+    both do.  Seen from inside, in /proc/keys."""
+    bundle.set_args("sh", "-c", "cat /proc/keys > /dev/shm/init.keys; sleep 60")
+    bundle.update(lambda c: c["linux"].update(  # the default config masks it
+        maskedPaths=[p for p in c["linux"]["maskedPaths"] if p != "/proc/keys"]))
+    for flag in ([], ["--no-new-keyring"]):
+        cid = runtime.new_id()
+        runtime("create", *flag, "-b", bundle.path, cid)
+        runtime("start", cid)
+        init_keys = ""
+        for _ in range(100):
+            init_keys = runtime("exec", cid, "cat", "/dev/shm/init.keys", check=False).stdout
+            if init_keys:
+                break
+            time.sleep(0.05)
+        exec_keys = runtime("exec", cid, "cat", "/proc/keys").stdout
+        expected = not flag
+        assert ("_ses.%s" % cid in init_keys) == expected, init_keys
+        assert ("_ses.%s" % cid in exec_keys) == expected, exec_keys
+        runtime("delete", "--force", cid)
