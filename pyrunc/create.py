@@ -205,7 +205,7 @@ class _Undo:
 
 
 def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=None, listen_fds=0):
-    from .process import InitContext, Sync, stage1_main
+    from .process import InitContext, stage1_main
 
     fifo_fd = os.open(container.dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     ctx = InitContext(spec=spec, rootfs=rootfs, plan=plan, join_fds=join_fds,
@@ -226,17 +226,9 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
     if not unprivileged:
         linux.set_dumpable(False)
     if opts.one_shot and not unprivileged and _init_can_be_forked_directly(plan):
-        return _spawn_direct(container, spec, ctx, mgr, made, fifo_fd, p2c_r, p2c_w, c2p_r, c2p_w)
-    pid = os.fork()
-    if pid == 0:
-        os.close(p2c_w)
-        os.close(c2p_r)
-        stage1_main(ctx, Sync(p2c_r, c2p_w))
-        os._exit(1)
-    os.close(p2c_r)
-    os.close(c2p_w)
-    os.close(fifo_fd)
-    sync = made.sync = Sync(c2p_r, p2c_w)
+        return _spawn_direct(container, spec, ctx, made, fifo_fd, (p2c_r, p2c_w, c2p_r, c2p_w))
+    pid, sync = _fork_child(os.fork, stage1_main, ctx, fifo_fd, (p2c_r, p2c_w, c2p_r, c2p_w))
+    made.sync = sync
     try:
         if plan.new_user:
             sync.expect("U")
@@ -263,26 +255,38 @@ def _init_can_be_forked_directly(plan):
     return not plan.has("user") and not plan.has("time")
 
 
-def _spawn_direct(container, spec, ctx, mgr, made, fifo_fd, p2c_r, p2c_w, c2p_r, c2p_w):
+def _spawn_direct(container, spec, ctx, made, fifo_fd, pipes):
     """One fork instead of two: the parent enters the container's pid
     namespace for its children only (unshare/setns CLONE_NEWPID changes
     pid_for_children, not the caller), forks the init as that namespace's
     pid 1, and returns to its own at once."""
     from .namespaces import fork_into_pid_ns
-    from .process import Sync, direct_init_main
+    from .process import direct_init_main
 
-    pid = fork_into_pid_ns(dict(ctx.join_fds).get("pid"), new="pid" in ctx.plan.new_types)
+    def fork():
+        return fork_into_pid_ns(dict(ctx.join_fds).get("pid"), new="pid" in ctx.plan.new_types)
+
+    pid, made.sync = _fork_child(fork, direct_init_main, ctx, fifo_fd, pipes)
+    made.child = pid  # the init joins its cgroup itself (join_self)
+    _finish_spawn(container, spec, made.sync, made, pid)
+
+
+def _fork_child(fork, child_main, ctx, fifo_fd, pipes):
+    """fork() a child that runs child_main(ctx, its Sync) and never returns;
+    -> (pid, the parent's Sync).  Each side closes the other's pipe ends."""
+    from .process import Sync
+
+    p2c_r, p2c_w, c2p_r, c2p_w = pipes
+    pid = fork()
     if pid == 0:
         os.close(p2c_w)
         os.close(c2p_r)
-        direct_init_main(ctx, Sync(p2c_r, c2p_w))
+        child_main(ctx, Sync(p2c_r, c2p_w))
         os._exit(1)
     os.close(p2c_r)
     os.close(c2p_w)
     os.close(fifo_fd)
-    sync = made.sync = Sync(c2p_r, p2c_w)
-    made.child = pid  # the init joins its cgroup itself (join_self)
-    _finish_spawn(container, spec, sync, made, pid)
+    return pid, Sync(c2p_r, p2c_w)
 
 
 def _finish_spawn(container, spec, sync, made, init_pid):

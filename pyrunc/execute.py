@@ -490,21 +490,7 @@ def middle_main(ctx, sync, st_w):
     from .process import _report_and_exit
 
     try:
-        from .process import default_signals
-
-        default_signals()
-        sync.expect("G")
-        if ctx.cgroup_self is not None:
-            ctx.cgroup_self.join_self()
-        preload(ctx)
-        from .spec import NAMESPACE_FLAGS
-
-        for ns_type, fd in ctx.ns_fds:
-            linux.setns(fd, NAMESPACE_FLAGS[ns_type])
-            os.close(fd)
-            if ns_type == "user":
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
+        _enter_container(ctx, sync, setns_pid=True)
         pid = os.fork()  # into the pid (and time) namespace
         if pid == 0:
             sync.close()
@@ -521,23 +507,31 @@ def direct_main(ctx, sync, st_w):
     from .process import _report_and_exit
 
     try:
-        from .process import default_signals
-
-        default_signals()
-        sync.expect("G")
-        if ctx.cgroup_self is not None:
-            ctx.cgroup_self.join_self()
-        preload(ctx)
-        from .spec import NAMESPACE_FLAGS
-
-        for ns_type, fd in ctx.ns_fds:
-            if ns_type != "pid":
-                linux.setns(fd, NAMESPACE_FLAGS[ns_type])
-            os.close(fd)
+        _enter_container(ctx, sync, setns_pid=False)
         sync.close()
     except BaseException as e:  # noqa: B902 - report anything to the parent
         _report_and_exit(sync, e)
     process_main(ctx, st_w)
+
+
+def _enter_container(ctx, sync, setns_pid):
+    """Cgroup (once the parent says go), then every namespace of the init
+    that differs from ours; the pid namespace only where a fork follows."""
+    from .process import default_signals
+    from .spec import NAMESPACE_FLAGS
+
+    default_signals()
+    sync.expect("G")
+    if ctx.cgroup_self is not None:
+        ctx.cgroup_self.join_self()
+    preload(ctx)
+    for ns_type, fd in ctx.ns_fds:
+        if setns_pid or ns_type != "pid":
+            linux.setns(fd, NAMESPACE_FLAGS[ns_type])
+        os.close(fd)
+        if ns_type == "user":
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
 
 
 def preload(ctx):
