@@ -161,6 +161,9 @@ def direct_init_main(ctx, sync):
         linux.set_dumpable(False)
         from .namespaces import join_all
 
+        for t, fd in ctx.join_fds:
+            if t == "pid":
+                os.close(fd)  # entered already: the parent forked us into it
         join_all([(t, fd) for t, fd in ctx.join_fds if t != "pid"])
         flags = ctx.plan.new_flags & ~linux.CLONE_NEWPID
         if flags:
