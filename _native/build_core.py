@@ -33,6 +33,10 @@ ffi.cdef(
     int pyrunc_mount_setattr(int dirfd, const char *path, unsigned int flags,
                              uint64_t attr_set, uint64_t attr_clr,
                              uint64_t propagation, uint64_t userns_fd);
+    int pyrunc_fsopen(const char *fsname, unsigned int flags);
+    int pyrunc_fsconfig(int fd, unsigned int cmd, const char *key,
+                        const char *value, int aux);
+    int pyrunc_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
     long pyrunc_keyctl_join(const char *name);
     long pyrunc_fstatfs_type(int fd);
     int pyrunc_personality(unsigned long persona);
@@ -70,6 +74,15 @@ ffi.set_source(
     #endif
     #ifndef SYS_mount_setattr
     #define SYS_mount_setattr 442
+    #endif
+    #ifndef SYS_fsopen
+    #define SYS_fsopen 430
+    #endif
+    #ifndef SYS_fsconfig
+    #define SYS_fsconfig 431
+    #endif
+    #ifndef SYS_fsmount
+    #define SYS_fsmount 432
     #endif
 
     static int pyrunc_prctl(int option, unsigned long a2, unsigned long a3,
@@ -142,6 +155,22 @@ ffi.set_source(
         struct pyrunc_mount_attr attr = { attr_set, attr_clr, propagation, userns_fd };
         return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr,
                             sizeof attr);
+    }
+
+    static int pyrunc_fsopen(const char *fsname, unsigned int flags)
+    {
+        return (int)syscall(SYS_fsopen, fsname, flags);
+    }
+
+    static int pyrunc_fsconfig(int fd, unsigned int cmd, const char *key,
+                               const char *value, int aux)
+    {
+        return (int)syscall(SYS_fsconfig, fd, cmd, key, value, aux);
+    }
+
+    static int pyrunc_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
+    {
+        return (int)syscall(SYS_fsmount, fd, flags, attr_flags);
     }
 
     static long pyrunc_fstatfs_type(int fd)

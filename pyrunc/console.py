@@ -156,7 +156,9 @@ def bind_console(slave_fd):
         mode = os.fstat(target).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
             raise ConsoleError("/dev/console in the container is neither a file nor a device")
-        linux.mount("/proc/self/fd/%d" % slave_fd, "/proc/self/fd/%d" % target, None, linux.MS_BIND)
+        from .rootfs import bind_fd_onto_fd
+
+        bind_fd_onto_fd(slave_fd, target)  # no path lookup (CVE-2025-52565)
     finally:
         os.close(target)
 

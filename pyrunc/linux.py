@@ -70,7 +70,12 @@ OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 MOUNT_ATTR_RDONLY = 0x1
+FSOPEN_CLOEXEC = 0x1
+FSMOUNT_CLOEXEC = 0x1
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
 MOUNT_ATTR_IDMAP = 0x100000
 
 
@@ -159,6 +164,19 @@ def move_mount(from_fd, from_path, to_fd, to_path, flags):
 
 def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, userns_fd=0):
     _check(lib.pyrunc_mount_setattr(dirfd, _b(path), flags, attr_set, attr_clr, propagation, userns_fd), path)
+
+
+def fsopen(fsname, flags=FSOPEN_CLOEXEC):
+    return _check(lib.pyrunc_fsopen(_b(fsname), flags), fsname)
+
+
+def fsconfig(fd, cmd, key=None, value=None, aux=0):
+    _check(lib.pyrunc_fsconfig(fd, cmd, _b(key) if key is not None else ffi.NULL,
+                               _b(value) if value is not None else ffi.NULL, aux))
+
+
+def fsmount(fd, flags=FSMOUNT_CLOEXEC, attr_flags=0):
+    return _check(lib.pyrunc_fsmount(fd, flags, attr_flags))
 
 
 def join_session_keyring(name):

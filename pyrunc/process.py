@@ -251,7 +251,7 @@ def init_main(ctx, sync):
     # EOF exactly when execve succeeded (or the init died).
     wfd = -1
     try:
-        wfd = os.open("/proc/self/fd/%d" % fifo_fd, os.O_WRONLY | os.O_CLOEXEC)
+        wfd = reopen_for_writing(fifo_fd)
         os.close(fifo_fd)
         os.write(wfd, b"0")
         hooks = spec.hooks.get("startContainer")
@@ -269,6 +269,29 @@ def init_main(ctx, sync):
         except OSError:
             pass
         os._exit(getattr(e, "exit_code", 1) or 1)
+
+
+def reopen_for_writing(fd):
+    """Open for writing (blocking, for a fifo) the file behind an O_PATH fd.
+    After pivot_root /proc is whatever the container has: planted
+    /proc/self/fd links would steer a plain reopen (CVE-2025-52565's
+    class).  When /proc is a procfs its self/fd entries are the kernel's,
+    and nothing runs in the container yet that could mount over it; else a
+    private procfs instance is used (its fd is held while the open blocks)."""
+    from .errors import PyruncError
+    from .procfs import open_private_procfs, proc_is_procfs
+
+    if proc_is_procfs("/proc"):
+        return os.open("/proc/self/fd/%d" % fd, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        proc = open_private_procfs()
+    except OSError as e:
+        raise PyruncError("the container's /proc is not procfs and no private procfs could be made "
+                          "(%s): refusing to reopen the exec fifo through it" % e.strerror) from None
+    try:
+        return os.open("self/fd/%d" % fd, os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc)
+    finally:
+        os.close(proc)
 
 
 def preload_modules(spec):

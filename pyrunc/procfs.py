@@ -35,3 +35,35 @@ def ns_inode(pid, ns):
         return os.stat("/proc/%s/ns/%s" % (pid, ns)).st_ino
     except FileNotFoundError:
         return None
+
+
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def proc_is_procfs(path="/proc"):
+    """Whether `path` (not followed if a symlink) is the root of a procfs."""
+    from . import linux
+
+    try:
+        fd = os.open(path, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        return linux.fstatfs_type(fd) == PROC_SUPER_MAGIC
+    finally:
+        os.close(fd)
+
+
+def open_private_procfs():
+    """An fd of a fresh, unattached procfs instance for the caller's pid
+    namespace, limited to the process directories (subset=pid: no
+    /proc/sys, no sysrq-trigger): nothing in a container can fake it."""
+    from . import linux
+
+    fs = linux.fsopen("proc")
+    try:
+        linux.fsconfig(fs, linux.FSCONFIG_SET_STRING, "subset", "pid")
+        linux.fsconfig(fs, linux.FSCONFIG_CMD_CREATE)
+        return linux.fsmount(fs, linux.FSMOUNT_CLOEXEC, 0)
+    finally:
+        os.close(fs)

@@ -429,18 +429,48 @@ def _verified_dev_null():
 
 
 def mask_path(path):
+    """Runs after pivot_root, where /proc is whatever the container has:
+    masks are attached fd to fd, never through /proc/self/fd paths."""
     try:
         fd = os.open(path, L.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
     except (FileNotFoundError, NotADirectoryError):
         return
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
-            L.mount("tmpfs", fd_path(fd), "tmpfs", L.MS_RDONLY, None)
+            mount_empty_readonly_tmpfs(fd)
         else:
             null = _verified_dev_null()
             try:
-                L.mount(fd_path(null), fd_path(fd), None, L.MS_BIND)
+                bind_fd_onto_fd(null, fd)
             finally:
                 os.close(null)
     finally:
         os.close(fd)
+
+
+def mount_empty_readonly_tmpfs(target_fd):
+    """A read-only tmpfs on the directory behind target_fd, made and
+    attached by fd (fsopen/fsmount/move_mount): no path lookup."""
+    fs = L.fsopen("tmpfs")
+    try:
+        L.fsconfig(fs, L.FSCONFIG_CMD_CREATE)
+        mnt = L.fsmount(fs, L.FSMOUNT_CLOEXEC, L.MOUNT_ATTR_RDONLY)
+    finally:
+        os.close(fs)
+    try:
+        L.move_mount(mnt, "", target_fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
+    finally:
+        os.close(mnt)
+
+
+def bind_fd_onto_fd(source_fd, target_fd):
+    """Bind-mount the file behind source_fd onto the one behind target_fd,
+    fd to fd (open_tree + move_mount): no path is looked up, so nothing in
+    the container (a /proc that is not procfs, with planted self/fd links:
+    the class of CVE-2025-52565) can steer the mount."""
+    tree = L.open_tree(source_fd, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_EMPTY_PATH)
+    try:
+        L.move_mount(tree, "", target_fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
+    finally:
+        os.close(tree)
+

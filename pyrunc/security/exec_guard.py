@@ -36,7 +36,7 @@ def refuse_runtime_binary(path, runtime_identity, display_name):
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != runtime_identity:
                 continue
-            if os.statvfs("/proc/self/fd/%d" % fd).f_flag & ST_RDONLY:
+            if os.fstatvfs(fd).f_flag & ST_RDONLY:  # fd, not a /proc path the container could plant
                 continue  # e.g. the host's /usr bound read-only: can't be written
         finally:
             os.close(fd)
