@@ -17,6 +17,8 @@ state they leave lives in memory that goes away with the holder.
 """
 import json
 import os
+import re
+import shutil
 import subprocess
 
 from engines import procs
@@ -110,7 +112,7 @@ def parse_links(text):
 
 def host_network_snapshot():
     """What the machine's own network namespace shows: links, addresses,
-    routes and the nftables ruleset (iptables-nft rules included). Taken
+    routes, the nftables ruleset and iptables-save's rules. Taken
     before and after an engine test; the two must be equal."""
     def out(*argv):
         return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout
@@ -121,10 +123,19 @@ def host_network_snapshot():
                                   if not (i and line.split()[i - 1] in ("packets", "bytes")))
                          for line in text.splitlines())
 
+    def iptables():
+        # The legacy backend's rules are not in the nft ruleset.
+        if shutil.which("iptables-save") is None:
+            return ""
+        return "\n".join(re.sub(r"\[\d+:\d+\]", "", line) for line in out("iptables-save").splitlines()
+                         if not line.startswith("#"))
+
     return {
+        "iptables": iptables(),
         "links": sorted(line.split(":")[1].strip().split("@")[0] + " " + line.split()[0]
                         for line in out("ip", "-o", "link", "show").splitlines()),
         "addresses": sorted(" ".join(line.split()[1:4]) for line in out("ip", "-o", "addr", "show").splitlines()),
-        "routes": sorted(out("ip", "route", "show", "table", "all").splitlines()),
+        "routes": sorted(re.sub(r" expires \d+sec", "", line)  # a router advertisement's countdown
+                         for line in out("ip", "route", "show", "table", "all").splitlines()),
         "nft": strip_counters(out("nft", "list", "ruleset")),
     }
