@@ -119,6 +119,9 @@ def test_podman_run_on_bridge_network(net_pm):
     finally:
         pm.podman("rm", "--force", "--time", "0", name, check=False)
     # Removing the container tore its veth down and released its lease.
+    deadline = time.monotonic() + 5
+    while "veth" in pm.sandbox.links().values() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert "veth" not in pm.sandbox.links().values()
     leases = pm.sandbox.run("ls", "/var/lib/cni/networks/" + network).stdout.split()
     assert ip not in leases, leases
