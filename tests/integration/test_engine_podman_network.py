@@ -80,8 +80,8 @@ def test_podman_run_on_bridge_network(net_pm):
 
     name = "web-" + os.urandom(3).hex()
     ip = None
-    cid = pm.podman("run", "-d", "--name", name, *net_args(pm, network), IMAGE_NAME, "sh", "-c",
-                    "echo served-by-$(hostname) > /var/www/index.html; exec httpd -f -p 8080 -h /var/www").stdout.strip()
+    server = "echo served-by-$(hostname) > /var/www/index.html; exec httpd -f -p 8080 -h /var/www"
+    cid = pm.podman("run", "-d", "--name", name, *net_args(pm, network), IMAGE_NAME, "sh", "-c", server).stdout.strip()
     try:
         ip = pm.inspect(name, '{{(index .NetworkSettings.Networks "%s").IPAddress}}' % network)
         assert ip.startswith(prefix) and ip != prefix + "1", ip
