@@ -1,6 +1,7 @@
 # pyrunc: the two commands (as root on a fresh Debian 12 machine)
-#   make demo   install everything, run a real busybox container
-#   make test   install everything, run the test suite
+#   make demo           install everything, run a real busybox container
+#   make demo-engines   install everything, the tutorials' story with buildah + podman on pyrunc
+#   make test           install everything, run the test suite
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
 VENV ?= $(CURDIR)/.venv
@@ -12,13 +13,13 @@ APT_PACKAGES := build-essential pkg-config python3-venv python3-dev libseccomp-d
 DEMO_DIR ?= /tmp/pyrunc-demo
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv demo test unit bench clean
+.PHONY: all deps venv demo demo-engines test unit bench clean
 
 all: venv
 
 deps: .stamp-apt
 .stamp-apt:
-	@if ! command -v busybox >/dev/null || ! dpkg -s libseccomp-dev runc crun python3-venv containerd podman conmon buildah >/dev/null 2>&1; then \
+	@if ! command -v busybox >/dev/null || ! dpkg -s libseccomp-dev runc crun python3-venv containerd podman conmon buildah containernetworking-plugins nftables >/dev/null 2>&1; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
@@ -56,6 +57,13 @@ demo: venv
 	@rm -rf $(DEMO_DIR)
 	@for d in /sys/fs/cgroup/*/pyrunc-demo; do [ -d "$$d" ] && rmdir "$$d"; done; true
 	@echo "demo done: nothing left behind"
+
+# The tutorials' scenario (tests/engines/scenario.py, also a test): buildah
+# builds an image whose RUN steps pyrunc runs, podman serves it on a bridge
+# inside a network namespace the demo makes; every step is shown and
+# checked, then everything is removed and the host checked unchanged.
+demo-engines: venv
+	@cd tests && PYTHONDONTWRITEBYTECODE=1 $(PY) -m engines.scenario --runtime $(PYRUNC)
 
 # pytest's own script (not `python -m pytest`) keeps the source tree off
 # sys.path, so the tests exercise the installed package.

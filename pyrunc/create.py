@@ -242,6 +242,14 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
             mgr.add_pid(pid)
         sync.send("G")
         init_pid = int(sync.expect("P"))
+    except BaseException:
+        # Stage 1 may be blocked waiting for "G": reaping it without this
+        # would wait forever (a failed cgroup join hung create).
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        raise
     finally:
         _reap(pid)
     _finish_spawn(container, spec, sync, made, init_pid)

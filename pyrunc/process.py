@@ -303,6 +303,8 @@ def preload_modules(spec):
     if spec.process.apparmor_profile or spec.process.selinux_label:
         from .security import lsm  # noqa: F401
     if spec.hooks.get("startContainer"):
+        import select  # noqa: F401  (hooks.run_one; an extension module outside Debian's python)
+
         from . import hooks, jsonio  # noqa: F401
     if spec.process.terminal:
         import fcntl  # noqa: F401

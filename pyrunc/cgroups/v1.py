@@ -69,12 +69,12 @@ class V1Manager(Manager):
         super().create()
 
     def _make(self, d):
-        before = len(self.created)
         super()._make(d)
         if d == self.paths.get("cpuset"):
-            # a new cpuset cgroup is empty: it takes its parent's cpus/mems
-            for made in self.created[before:]:
-                _cpuset_inherit(made)
+            # A new cpuset cgroup is empty: it takes its parent's cpus/mems.
+            # Not only the levels made here: a concurrent create may have
+            # made a level and not filled it yet (then every join: ENOSPC).
+            _cpuset_fill(d)
 
     # -- resources ----------------------------------------------------------
     def _need(self, ctrl, field):
@@ -282,6 +282,17 @@ class V1Manager(Manager):
     @classmethod
     def from_dict(cls, d):
         return cls(d["paths"], **cls._common_from_dict(d))
+
+
+def _cpuset_fill(d):
+    """Fill d and its still-empty ancestors from their parents, top-down."""
+    empty = []
+    while fs.exists(d, "cpuset.cpus") and not all((fs.read_or_none(d, n) or "").strip()
+                                                  for n in ("cpuset.cpus", "cpuset.mems")):
+        empty.append(d)
+        d = os.path.dirname(d)
+    for level in reversed(empty):
+        _cpuset_inherit(level)
 
 
 def _cpuset_inherit(d):

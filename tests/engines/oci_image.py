@@ -13,7 +13,7 @@ import tarfile
 APPLETS = (
     "sh", "true", "false", "echo", "cat", "ls", "sleep", "id", "hostname",
     "ps", "kill", "wc", "head", "env", "pwd", "test", "grep", "stat",
-    "touch", "mkdir", "rm", "uname", "netstat", "nc", "httpd", "top", "tr",
+    "touch", "mkdir", "rm", "uname", "netstat", "nc", "httpd", "top", "tr", "ip", "wget",
 )
 ETC_FILES = {
     "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",

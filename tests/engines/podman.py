@@ -6,6 +6,10 @@ passed through CONTAINERS_CONF / CONTAINERS_STORAGE_CONF, so nothing in
 runtime is a `pyrunc` wrapper (logging its argv, then exec'ing the real
 launcher): podman passes `--log-format=json --log FILE` only to runtimes
 whose basename is in runtime_supports_json, so the name matters.
+
+With a `sandbox` (engines.netns_sandbox) every podman call runs inside the
+test's network and mount namespaces: the networks it creates (bridges,
+veths, CNI state and firewall rules) exist only there.
 """
 import os
 import shutil
@@ -28,7 +32,11 @@ tmp_dir = "{base}/tmp"
 runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "pyrunc"]
 
 [network]
+# Debian 12's podman 4.3 networks through CNI (containernetworking-plugins);
+# networks the tests create are written here, never to /etc/cni/net.d.
+network_backend = "cni"
 network_config_dir = "{base}/net"
+cni_plugin_dirs = ["/usr/lib/cni"]
 """
 
 STORAGE_CONF = """\
@@ -46,8 +54,9 @@ exec {runtime} "$@"
 
 
 class Podman:
-    def __init__(self, base, runtime, image_archive, image_name, cgroup_parent):
+    def __init__(self, base, runtime, image_archive, image_name, cgroup_parent, sandbox=None):
         self.base = str(base)
+        self.sandbox = sandbox
         self.image_archive = image_archive
         self.image = image_name
         self.cgroup_parent = cgroup_parent
@@ -75,10 +84,13 @@ class Podman:
     def stop(self):
         self.podman("rm", "--all", "--force", "--time", "0", check=False)
         self.podman("rmi", "--all", "--force", check=False)
+        for net in self.networks():
+            if net != "podman":  # the built-in default, never written to our config dir
+                self.podman("network", "rm", "--force", net, check=False)
         # conmon outlives podman by design; these are ours (our runroot).
         procs.end([pid for pid in procs.pids_with_args(b"conmon") if self._is_ours(pid)])
-        for point in procs.mounts_under(self.base):
-            subprocess.run(["umount", "-l", point], check=False)
+        for point in self.mounts():
+            subprocess.run(self._wrap(["umount", "-l", point]), check=False)
         for path in procs.cgroup_dirs(self.cgroup_parent):
             procs.remove_cgroup_tree(path)
         shutil.rmtree(self.base, ignore_errors=True)
@@ -86,12 +98,21 @@ class Podman:
     def _is_ours(self, pid):
         return any(self.base.encode() in arg for arg in procs.cmdline(pid))
 
+    def _wrap(self, argv):
+        return self.sandbox.wrap(argv) if self.sandbox is not None else argv
+
+    def mounts(self):
+        """Mounts under the store, where podman makes them (the sandbox's mount ns)."""
+        if self.sandbox is not None:
+            return self.sandbox.mounts_under(self.base)
+        return procs.mounts_under(self.base)
+
     def argv(self, *args):
         # The store flags repeat storage.conf: without them a call that lost
         # the environment would use (and create) the machine's default store.
-        return ["podman", "--runtime", self.runtime, "--cgroup-manager", "cgroupfs",
+        return self._wrap(["podman", "--runtime", self.runtime, "--cgroup-manager", "cgroupfs",
                 "--root", os.path.join(self.base, "root"), "--runroot", os.path.join(self.base, "runroot"),
-                "--tmpdir", os.path.join(self.base, "tmp"), *args]
+                "--tmpdir", os.path.join(self.base, "tmp"), *args])
 
     def podman(self, *args, check=True, timeout=60):
         p = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
@@ -110,6 +131,9 @@ class Podman:
                 return [line.split() for line in f if line.strip()]
         except OSError:
             return []
+
+    def networks(self):
+        return self.podman("network", "ls", "--format", "{{.Name}}", check=False).stdout.split()
 
     def inspect(self, name, fmt):
         return self.podman("inspect", name, "--format", fmt).stdout.strip()

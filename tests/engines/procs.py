@@ -62,8 +62,12 @@ def mounts_under(prefix):
 
 
 def cgroup_dirs(name):
-    """`/sys/fs/cgroup/<controller>/<name>` directories that exist (v1 and the v2 mount)."""
+    """`/sys/fs/cgroup/<controller>/<name>` directories that exist (v1, and
+    hybrid's v2 mount), or `/sys/fs/cgroup/<name>` on a unified (v2 only) host."""
     base = "/sys/fs/cgroup"
+    if os.path.exists(os.path.join(base, "cgroup.controllers")):
+        path = os.path.join(base, name.lstrip("/"))
+        return [path] if os.path.isdir(path) else []
     dirs = []
     for ctl in sorted(os.listdir(base)):
         path = os.path.join(base, ctl, name.lstrip("/"))

@@ -420,6 +420,25 @@ def test_existing_cgroup_is_joined_not_removed(parent):
     assert leftovers(parent) == [hierarchy("memory") + parent]
 
 
+@pytest.mark.parametrize("premade", ["", "/c"])
+def test_cpuset_levels_a_concurrent_create_left_empty_are_filled(parent, procs, premade):
+    """Concurrent creates under a new parent: one has made the parent (or
+    the shared cgroup itself) and not yet copied cpus/mems into it when the
+    other gets there. Empty levels are filled top-down whoever made them;
+    otherwise every join fails with ENOSPC (seen with 20 parallel creates)."""
+    cpuset = hierarchy("cpuset")
+    os.makedirs(cpuset + parent + premade)
+    assert read(cpuset + parent + "/cpuset.cpus") == ""
+    mgr = make(parent, {"pids": {"limit": 5}})
+    mgr.create()
+    for d in (cpuset + parent, cpuset + parent + "/c"):
+        assert read(d + "/cpuset.cpus") == read(cpuset + "/cpuset.cpus") != ""
+        assert read(d + "/cpuset.mems") == read(cpuset + "/cpuset.mems") != ""
+    p = procs.start(mgr, "grep cpuset /proc/self/cgroup")
+    out = p.communicate(timeout=10)[0].decode()
+    assert out.strip().endswith(":cpuset:%s/c" % parent), out
+
+
 def test_relative_path_is_under_own_cgroup_and_runtime_stays_out(parent):
     """A relative cgroupsPath hangs off the caller's own cgroup; we check
     the computed paths (creating there would touch the host's cgroups)."""

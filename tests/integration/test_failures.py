@@ -161,3 +161,34 @@ def test_capability_outside_runtime_bounding_set_refused(bundle, runtime):
     bundle.update(lambda c: c["process"]["capabilities"]["bounding"].append(absent[0]))
     p = runtime("create", "-b", bundle.path, runtime.new_id(), check=False)
     assert_one_line_error(p, "process.capabilities.bounding", absent[0])
+
+
+REFUSE_CGROUP_JOIN = """\
+import sys
+from pyrunc.cgroups.base import Manager
+from pyrunc.cgroups.fs import CgroupError
+
+
+def refuse(self, pid):
+    raise CgroupError("join cgroup: refused by the test", 28)
+
+
+Manager.add_pid = refuse
+from pyrunc.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_failed_cgroup_join_is_an_error_not_a_hang(bundle, runtime):
+    """The runtime fails between forking stage 1 and releasing it (here: the
+    cgroup join, as cpuset's ENOSPC did under concurrent creates): create
+    must report it, not wait forever for a stage 1 that waits for it."""
+    import sys
+
+    cid = runtime.new_id()
+    p = subprocess.run([sys.executable, "-c", REFUSE_CGROUP_JOIN, "--root", runtime.root, "create",
+                        "--bundle", bundle.path, cid], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode != 0
+    assert "refused by the test" in p.stderr, p.stderr
+    assert leftovers(runtime, bundle, cid) == []

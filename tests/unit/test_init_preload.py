@@ -1,0 +1,34 @@
+"""The init imports, before pivot_root, every module it needs afterwards:
+once the container's root is in place the host's Python library is out of
+reach, and a module that is an extension (lib-dynload) rather than built
+into the interpreter cannot load (Debian's python3 builds `select` in;
+pyenv's and most others' do not)."""
+import subprocess
+import sys
+
+CHILD = r'''
+import sys
+from pyrunc.process import preload_modules
+from pyrunc.spec import Spec
+
+spec = Spec({"ociVersion": "1.0.2", "process": {"args": ["true"], "cwd": "/"},
+             "hooks": {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat >/dev/null; exit 4"]}]}})
+preload_modules(spec)
+from pyrunc import hooks
+
+
+class AfterPivotRoot:
+    """Any import from now on fails, builtin or not, as a library import would."""
+    def find_spec(self, name, path=None, target=None):
+        raise ImportError("%s imported after pivot_root" % name)
+
+
+sys.meta_path.insert(0, AfterPivotRoot())
+print(hooks.run_one(spec.hooks.get("startContainer")[0], b"{}"))
+'''
+
+
+def test_start_container_hook_runs_with_only_preloaded_modules():
+    p = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "exit status 4"
