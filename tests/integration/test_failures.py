@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -169,11 +170,11 @@ from pyrunc.cgroups.base import Manager
 from pyrunc.cgroups.fs import CgroupError
 
 
-def refuse(self, pid):
+def refuse(self, d, name, value):
     raise CgroupError("join cgroup: refused by the test", 28)
 
 
-Manager.add_pid = refuse
+Manager._join = refuse  # under add_pid (stage 1) and join_self (the direct init)
 from pyrunc.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -185,10 +186,18 @@ def test_failed_cgroup_join_is_an_error_not_a_hang(bundle, runtime):
     must report it, not wait forever for a stage 1 that waits for it."""
     import sys
 
-    cid = runtime.new_id()
-    p = subprocess.run([sys.executable, "-c", REFUSE_CGROUP_JOIN, "--root", runtime.root, "create",
-                        "--bundle", bundle.path, cid], capture_output=True, text=True, timeout=60,
-                       stdin=subprocess.DEVNULL)
-    assert p.returncode != 0
-    assert "refused by the test" in p.stderr, p.stderr
-    assert leftovers(runtime, bundle, cid) == []
+    for userns in (False, True):  # the direct init joins itself; stage 1 is joined by the parent
+        if userns:
+            bundle.update(lambda c: (c["linux"]["namespaces"].append({"type": "user"}), c["linux"].update(
+                uidMappings=[{"containerID": 0, "hostID": 0, "size": 65536}],
+                gidMappings=[{"containerID": 0, "hostID": 0, "size": 65536}])))
+        cid = runtime.new_id()
+        with tempfile.TemporaryFile("w+") as out:  # a file: a created container would hold a pipe
+            p = subprocess.run([sys.executable, "-c", REFUSE_CGROUP_JOIN, "--root", runtime.root, "create",
+                                "--bundle", bundle.path, cid], stdout=out, stderr=out, timeout=60,
+                               stdin=subprocess.DEVNULL)
+            out.seek(0)
+            text = out.read()
+        assert p.returncode != 0, text
+        assert "refused by the test" in text, text
+        assert leftovers(runtime, bundle, cid) == []
