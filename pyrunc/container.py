@@ -371,6 +371,11 @@ def check_bundle_spec(spec, plan):
         raise ConfigError("linux.uidMappings: user namespace needs uid mappings")
     if spec.linux.uid_mappings and not plan.has("user"):
         raise ConfigError("linux.uidMappings: mappings given without a user namespace")
+    if any(m.uid_mappings or m.gid_mappings or "idmap" in m.options or "ridmap" in m.options
+           for m in spec.mounts):
+        from .idmap import check as check_idmapped_mounts
+
+        check_idmapped_mounts(spec, plan)
     if spec.linux.time_offsets and "time" not in plan.new_types:
         raise ConfigError("linux.timeOffsets: requires a new time namespace")
     for key in spec.linux.sysctl:

@@ -63,6 +63,7 @@ def create_container(cls, cid, bundle, root, opts):
 
     console_fd = console_channel(spec.process, opts)
     join_fds = plan.open_join_fds()
+    idmapped = {}
 
     sd.make()
     container = cls(sd, None)
@@ -84,8 +85,12 @@ def create_container(cls, cid, bundle, root, opts):
             made.cgroup = mgr
             container.record["cgroup"] = mgr.to_dict()
         container.save()
+        if any(m.uid_mappings or "idmap" in m.options or "ridmap" in m.options for m in spec.mounts):
+            from .idmap import make_trees
+
+            idmapped = make_trees(spec)  # with the host's privileges, before the fork
         _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made,
-               console_fd=console_fd, listen_fds=listen_fds)
+               console_fd=console_fd, listen_fds=listen_fds, idmapped=idmapped)
         container.record["status"] = CREATED
         container.save()
         if opts.pid_file:
@@ -99,7 +104,7 @@ def create_container(cls, cid, bundle, root, opts):
         sd.remove()
         raise
     finally:
-        for fd in [fd for _, fd in join_fds] + ([console_fd] if console_fd is not None else []):
+        for fd in [fd for _, fd in join_fds] + list(idmapped.values()) + ([console_fd] if console_fd is not None else []):
             try:
                 os.close(fd)
             except OSError:
@@ -204,7 +209,8 @@ class _Undo:
                 run_hooks("poststop", hooks, container.hook_state("stopped"), warn=logger().warning)
 
 
-def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=None, listen_fds=0):
+def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=None, listen_fds=0,
+           idmapped=None):
     from .process import InitContext, stage1_main
 
     fifo_fd = os.open(container.dir.fifo, linux.O_PATH | os.O_CLOEXEC)
@@ -213,7 +219,7 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
                       no_new_keyring=opts.no_new_keyring,
                       preserve_fds=listen_fds + (opts.preserve_fds or 0), listen_fds=listen_fds,
                       console_fd=console_fd,
-                      cgroup_manager=mgr, container_id=container.id,
+                      cgroup_manager=mgr, container_id=container.id, idmapped=idmapped,
                       close_fds=[container.dir._lock_fd])
     p2c_r, p2c_w = os.pipe()
     c2p_r, c2p_w = os.pipe()

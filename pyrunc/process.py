@@ -85,7 +85,7 @@ class InitContext:
 
     __slots__ = ("spec", "rootfs", "plan", "join_fds", "fifo_fd", "no_pivot",
                  "no_new_keyring", "preserve_fds", "cgroup_manager", "console_fd",
-                 "container_id", "close_fds", "listen_fds")
+                 "container_id", "close_fds", "listen_fds", "idmapped")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -202,7 +202,7 @@ def init_main(ctx, sync):
         builder = RootfsBuilder(spec, ctx.rootfs, in_userns=ctx.plan.has("user"),
                                 cgroup_manager=ctx.cgroup_manager,
                                 new_cgroupns="cgroup" in ctx.plan.new_types,
-                                own_mount_ns=ctx.plan.has("mount"))
+                                own_mount_ns=ctx.plan.has("mount"), idmapped=ctx.idmapped)
         builder.prepare()
         # An O_PATH handle opened by the runtime: the state dir is out of
         # reach after pivot_root, and for a user-namespaced init from the start.

@@ -156,7 +156,7 @@ class RootfsBuilder:
     namespace.  Call prepare(), then pivot(), then finalize()."""
 
     def __init__(self, spec, rootfs, in_userns=False, cgroup_manager=None, new_cgroupns=False,
-                 own_mount_ns=True):
+                 own_mount_ns=True, idmapped=None):
         self.spec = spec
         self.rootfs = rootfs
         # Without a mount namespace of its own (runc allows that), the
@@ -167,6 +167,7 @@ class RootfsBuilder:
         self.cgroup_manager = cgroup_manager
         self.new_cgroupns = new_cgroupns
         self.rootfd = -1
+        self.idmapped = idmapped or {}  # mount index -> detached idmapped clone (pyrunc.idmap)
 
     # 1. before pivot_root --------------------------------------------------
     def prepare(self):
@@ -179,10 +180,13 @@ class RootfsBuilder:
         self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         for i, m in enumerate(self.spec.mounts):
             try:
-                self.mount_one(m)
+                self.mount_one(m, self.idmapped.get(i))
             except OSError as e:
                 raise MountError("mounts[%d]: mount %s to %s: %s" % (
                     i, m.source or m.type, m.destination, e.strerror or e)) from None
+        for fd in self.idmapped.values():
+            os.close(fd)  # attached now; nothing of the host's stays open
+        self.idmapped = {}
         if self._needs_dev_setup():
             self.create_devices()
             self.create_dev_symlinks()
@@ -205,7 +209,7 @@ class RootfsBuilder:
                 return False
         return True
 
-    def mount_one(self, m):
+    def mount_one(self, m, idmapped_tree=None):
         flags, propagation, data = parse_options(m.options)
         is_bind = bool(flags & L.MS_BIND) or m.type == "bind"
         if m.type == "cgroup" or m.type == "cgroup2":
@@ -217,7 +221,11 @@ class RootfsBuilder:
                 raise FileNotFoundError(2, "No such file or directory", src)
             target = make_path_in_root(self.rootfd, m.destination, is_dir=src_is_dir)
             try:
-                L.mount(src, fd_path(target), None, L.MS_BIND | (flags & L.MS_REC))
+                if idmapped_tree is not None:
+                    L.move_mount(idmapped_tree, "", target, "",
+                                 L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
+                else:
+                    L.mount(src, fd_path(target), None, L.MS_BIND | (flags & L.MS_REC))
             finally:
                 os.close(target)
             extra = flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
