@@ -29,6 +29,6 @@ print(hooks.run_one(spec.hooks.get("startContainer")[0], b"{}"))
 
 
 def test_start_container_hook_runs_with_only_preloaded_modules():
-    p = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-I", "-c", CHILD], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "exit status 4"
