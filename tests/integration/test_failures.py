@@ -193,7 +193,8 @@ def test_failed_cgroup_join_is_an_error_not_a_hang(bundle, runtime):
                 gidMappings=[{"containerID": 0, "hostID": 0, "size": 65536}])))
         cid = runtime.new_id()
         with tempfile.TemporaryFile("w+") as out:  # a file: a created container would hold a pipe
-            p = subprocess.run([sys.executable, "-I", "-c", REFUSE_CGROUP_JOIN, "--root", runtime.root, "create",  # -I: the installed package, not ./pyrunc
+            # -I: the installed package, not the checkout's ./pyrunc
+            p = subprocess.run([sys.executable, "-I", "-c", REFUSE_CGROUP_JOIN, "--root", runtime.root, "create",
                                 "--bundle", bundle.path, cid], stdout=out, stderr=out, timeout=60,
                                stdin=subprocess.DEVNULL)
             out.seek(0)
