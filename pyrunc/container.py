@@ -371,8 +371,7 @@ def check_bundle_spec(spec, plan):
         raise ConfigError("linux.uidMappings: user namespace needs uid mappings")
     if spec.linux.uid_mappings and not plan.has("user"):
         raise ConfigError("linux.uidMappings: mappings given without a user namespace")
-    if any(m.uid_mappings or m.gid_mappings or "idmap" in m.options or "ridmap" in m.options
-           for m in spec.mounts):
+    if any(m.idmapped for m in spec.mounts):
         from .idmap import check as check_idmapped_mounts
 
         check_idmapped_mounts(spec, plan)

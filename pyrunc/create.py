@@ -85,7 +85,7 @@ def create_container(cls, cid, bundle, root, opts):
             made.cgroup = mgr
             container.record["cgroup"] = mgr.to_dict()
         container.save()
-        if any(m.uid_mappings or "idmap" in m.options or "ridmap" in m.options for m in spec.mounts):
+        if any(m.idmapped for m in spec.mounts):
             from .idmap import make_trees
 
             idmapped = make_trees(spec)  # with the host's privileges, before the fork

@@ -18,17 +18,10 @@ import os
 from . import linux
 from .errors import ConfigError
 
-IDMAP_OPTIONS = ("idmap", "ridmap")
-
-
-def wants_idmap(m):
-    return bool(m.uid_mappings or m.gid_mappings) or any(o in IDMAP_OPTIONS for o in m.options)
-
-
 def check(spec, plan):
     """Refuse idmapped mount configs that cannot be honoured, naming the field."""
     for i, m in enumerate(spec.mounts):
-        if not wants_idmap(m):
+        if not m.idmapped:
             continue
         where = "mounts[%d]" % i
         if not ("bind" in m.options or "rbind" in m.options or m.type == "bind"):
@@ -48,7 +41,7 @@ def make_trees(spec):
     userns_by_mapping = {}
     try:
         for i, m in enumerate(spec.mounts):
-            if not wants_idmap(m):
+            if not m.idmapped:
                 continue
             uids = m.uid_mappings or spec.linux.uid_mappings
             gids = m.gid_mappings or spec.linux.gid_mappings

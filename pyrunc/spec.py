@@ -169,6 +169,11 @@ class Mount(_Node):
         self.uid_mappings = [IDMapping(m) for m in d.get("uidMappings") or ()]
         self.gid_mappings = [IDMapping(m) for m in d.get("gidMappings") or ()]
 
+    @property
+    def idmapped(self):
+        """An idmapped mount: mappings of its own, or the idmap/ridmap option."""
+        return bool(self.uid_mappings or self.gid_mappings) or "idmap" in self.options or "ridmap" in self.options
+
 
 class Hook(_Node):
     __slots__ = ("path", "args", "env", "timeout")

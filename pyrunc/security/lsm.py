@@ -10,8 +10,7 @@ that says so (runc refuses an SELinux label likewise).
 import os
 
 from ..errors import ConfigError, PyruncError
-
-PROC_SUPER_MAGIC = 0x9FA0
+from ..procfs import PROC_SUPER_MAGIC
 
 
 def apparmor_enabled():
