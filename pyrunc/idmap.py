@@ -47,7 +47,7 @@ def make_trees(spec):
             gids = m.gid_mappings or spec.linux.gid_mappings
             key = ("".join(x.line() for x in uids), "".join(x.line() for x in gids))
             if key not in userns_by_mapping:
-                userns_by_mapping[key] = userns_with_maps(*key)
+                userns_by_mapping[key] = userns_with_maps(uids, gids)
             try:
                 trees[i] = idmapped_clone(m, userns_by_mapping[key])
             except OSError as e:
@@ -75,9 +75,11 @@ def idmapped_clone(m, userns_fd):
     return tree
 
 
-def userns_with_maps(uid_map, gid_map):
-    """An fd of a new user namespace with these map lines: a child unshares
+def userns_with_maps(uid_mappings, gid_mappings):
+    """An fd of a new user namespace with these mappings: a child unshares
     it and waits while we write its maps, then is done."""
+    from .namespaces import write_id_maps
+
     ready_r, ready_w = os.pipe()
     done_r, done_w = os.pipe()
     pid = os.fork()
@@ -95,12 +97,7 @@ def userns_with_maps(uid_map, gid_map):
     try:
         if os.read(ready_r, 1) != b"1":
             raise OSError(1, "could not make a user namespace for an idmapped mount")
-        for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
-            fd = os.open("/proc/%d/%s" % (pid, name), os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, text.encode())
-            finally:
-                os.close(fd)
+        write_id_maps(pid, uid_mappings, gid_mappings)
         return os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)
