@@ -166,7 +166,7 @@ def container_resources(spec):
 class _Undo:
     """What a failed create must take back."""
 
-    __slots__ = ("cgroup", "pids", "sync", "hooks_ran", "child")
+    __slots__ = ("cgroup", "pids", "sync", "hooks_ran", "child", "net")
 
     def __init__(self):
         self.cgroup = None
@@ -174,12 +174,19 @@ class _Undo:
         self.sync = None
         self.hooks_ran = False
         self.child = 0  # an init forked directly is ours to reap
+        self.net = None  # (container netns path, [moved netDevices])
 
     def undo(self, container):
         from .container import wait_gone
 
         if self.sync is not None:
             self.sync.close()
+        if self.net is not None and self.net[1]:
+            # While the init lives its namespace does: give the devices back.
+            from .log import logger
+            from .netdevices import move_back
+
+            move_back(self.net[0], self.net[1], logger().warning)
         for pid, start in self.pids:
             try:
                 os.kill(pid, 9)
@@ -304,6 +311,8 @@ def _finish_spawn(container, spec, sync, made, init_pid):
     container.save()
 
     sync.expect("H")
+    if spec.linux.net_devices:
+        _move_net_devices(container, spec, made, init_pid)
     made.hooks_ran = True
     _run_runtime_hooks(container, spec)
     sync.send("G")
@@ -316,6 +325,21 @@ def _finish_spawn(container, spec, sync, made, init_pid):
         tag, payload = sync.recv()
     if tag != "R":
         _unexpected(tag, payload)
+
+
+def _move_net_devices(container, spec, made, init_pid):
+    """The init has its network namespace: move linux.netDevices into it,
+    recording each device as soon as it is moved (state.json for delete,
+    `made` for a failed create's undo)."""
+    from .netdevices import move_in
+
+    joined = next((ns.path for ns in spec.linux.namespaces if ns.type == "network" and ns.path), None)
+    made.net = (joined or "/proc/%d/ns/net" % init_pid, [])
+    container.record["net_devices"] = {"netns": joined, "moved": made.net[1]}
+    try:
+        move_in(spec, init_pid, made.net[1])
+    finally:
+        container.save()
 
 
 def _seccomp_to_listener(spec, sync, pid, child_fd, state):
