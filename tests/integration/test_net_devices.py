@@ -137,3 +137,49 @@ def test_features_claims_net_devices(runtime):
     import json
 
     assert json.loads(runtime("features").stdout)["linux"]["netDevices"] == {"enabled": True}
+
+
+def test_run_moves_into_a_new_namespace(bundle, runtime, netns):
+    # `run` spawns the init directly (one fork): the device must get there too.
+    dev = new_dev()
+    add_dummy(netns, dev)
+    bundle.update(lambda c: c["linux"].update(netDevices={dev: {"name": "ctr2"}}))
+    bundle.set_args("cat", "/sys/class/net/ctr2/address")
+    cid = "t" + uuid.uuid4().hex[:12]
+    try:
+        p = pyrunc_in(netns, runtime, "run", "-b", bundle.path, cid)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == MAC
+        # The namespace died with the init: a virtual device dies with it.
+        assert link_in(netns, dev)[0] != 0
+    finally:
+        pyrunc_in(netns, runtime, "delete", "--force", cid)
+
+
+def test_joined_namespace_outliving_the_init_gets_devices_back(bundle, runtime, netns):
+    ctr_ns = "pyrunc-t-" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", ctr_ns], check=True)
+    try:
+        dev = new_dev()
+        add_dummy(netns, dev)
+
+        def cfg(c):
+            for n in c["linux"]["namespaces"]:
+                if n["type"] == "network":
+                    n["path"] = "/run/netns/" + ctr_ns
+            c["linux"]["netDevices"] = {dev: {"name": "ctr3"}}
+        bundle.update(cfg)
+        bundle.set_args("cat", "/sys/class/net/ctr3/address")
+        cid = "t" + uuid.uuid4().hex[:12]
+        try:
+            p = pyrunc_in(netns, runtime, "run", "-b", bundle.path, cid)
+            assert p.returncode == 0, p.stderr
+            assert p.stdout.strip() == MAC
+            # run's delete found the joined namespace alive: the device is back.
+            rc, out = link_in(netns, dev)
+            assert rc == 0 and MAC in out, out
+            assert link_in(ctr_ns, "ctr3")[0] != 0
+        finally:
+            pyrunc_in(netns, runtime, "delete", "--force", cid)
+    finally:
+        subprocess.run(["ip", "netns", "del", ctr_ns], check=False)
