@@ -99,6 +99,7 @@ def create_container(cls, cid, bundle, root, opts):
         sd.remove()
         raise
     finally:
+        made.close_net()
         for fd in [fd for _, fd in join_fds] + ([console_fd] if console_fd is not None else []):
             try:
                 os.close(fd)
@@ -176,17 +177,24 @@ class _Undo:
         self.child = 0  # an init forked directly is ours to reap
         self.net = None  # (container netns path, [moved netDevices])
 
+    def close_net(self):
+        if self.net is not None:
+            os.close(self.net[0])
+            self.net = None
+
     def undo(self, container):
         from .container import wait_gone
 
-        if self.sync is not None:
-            self.sync.close()
         if self.net is not None and self.net[1]:
-            # While the init lives its namespace does: give the devices back.
+            # While the init lives its namespace does: give the devices back
+            # before closing the sync pipe (the init exits on its EOF).
             from .log import logger
             from .netdevices import move_back
 
             move_back(self.net[0], self.net[1], logger().warning)
+        self.close_net()
+        if self.sync is not None:
+            self.sync.close()
         for pid, start in self.pids:
             try:
                 os.kill(pid, 9)
@@ -334,10 +342,15 @@ def _move_net_devices(container, spec, made, init_pid):
     from .netdevices import move_in
 
     joined = next((ns.path for ns in spec.linux.namespaces if ns.type == "network" and ns.path), None)
-    made.net = (joined or "/proc/%d/ns/net" % init_pid, [])
+    # Held open until create ends: the namespace outlives an init that dies
+    # half-way, and a failed create gives the devices back through it.
+    try:
+        made.net = (os.open(joined or "/proc/%d/ns/net" % init_pid, os.O_RDONLY | os.O_CLOEXEC), [])
+    except OSError as e:
+        raise PyruncError("linux.netDevices: the container's network namespace: %s" % os.strerror(e.errno)) from None
     container.record["net_devices"] = {"netns": joined, "moved": made.net[1]}
     try:
-        move_in(spec, init_pid, made.net[1])
+        move_in(spec, made.net[0], made.net[1])
     finally:
         container.save()
 

@@ -61,44 +61,60 @@ def _same_ns(a, b):
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def move_in(spec, init_pid, moved):
-    """Move each device into the init's network namespace; `moved` (a list)
-    gets {"host": ..., "name": ...} for each one as soon as it is there, so
-    that a failure half-way can give back the ones already moved."""
+def move_in(spec, fd, moved):
+    """Move each device into the container's network namespace (an open fd);
+    `moved` (a list) gets {"host": ..., "name": ...} for each one as soon as
+    it is there, so that a failure half-way can give back the ones moved."""
     from .network.links import iproute
 
-    fd = os.open("/proc/%d/ns/net" % init_pid, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _same_ns("/proc/%d/ns/net" % init_pid, "/proc/self/ns/net"):
-            raise PyruncError("linux.netDevices: the container's network namespace is the runtime's own")
+    if _same_ns("/proc/self/fd/%d" % fd, "/proc/self/ns/net"):
+        raise PyruncError("linux.netDevices: the container's network namespace is the runtime's own")
+    with iproute() as ipr:
+        for host_name, dev in spec.linux.net_devices.items():
+            name = dev.name or host_name
+            found = ipr.link_lookup(ifname=host_name)
+            if not found:
+                raise PyruncError("%s: no such network interface in the runtime's namespace" % field(host_name))
+            try:
+                ipr.link("set", index=found[0], net_ns_fd=fd, ifname=name)
+            except Exception as e:  # pyroute2's NetlinkError, or an OSError
+                # The kernel moves first and renames after: a name taken in
+                # the container fails the rename with the device moved.
+                if not ipr.link_lookup(ifname=host_name):
+                    there = _name_in(fd, (host_name, name))
+                    if there is not None:
+                        moved.append({"host": host_name, "name": there})
+                raise PyruncError("%s: moving into the container's network namespace as %s: %s"
+                                  % (field(host_name), name, _reason(e))) from None
+            moved.append({"host": host_name, "name": name})
+
+
+def _name_in(ns_fd, names):
+    """The first of names that is an interface in the namespace ns_fd."""
+    from .network.links import in_netns, iproute
+
+    def work():
         with iproute() as ipr:
-            for host_name, dev in spec.linux.net_devices.items():
-                name = dev.name or host_name
-                found = ipr.link_lookup(ifname=host_name)
-                if not found:
-                    raise PyruncError("%s: no such network interface in the runtime's namespace" % field(host_name))
-                try:
-                    ipr.link("set", index=found[0], net_ns_fd=fd, ifname=name)
-                except Exception as e:  # pyroute2's NetlinkError, or an OSError
-                    raise PyruncError("%s: moving into the container's network namespace as %s: %s"
-                                      % (field(host_name), name, _reason(e))) from None
-                moved.append({"host": host_name, "name": name})
-    finally:
-        os.close(fd)
+            return next((n for n in names if ipr.link_lookup(ifname=n)), None)
+
+    return in_netns(ns_fd, work)
 
 
-def move_back(netns_path, moved, warn):
+def move_back(netns, moved, warn):
     """Give each moved device back to the runtime's network namespace under
-    its host name, if the container's namespace (netns_path) still exists.
-    Problems are warnings: delete goes on."""
+    its host name, if the container's namespace (a path, or an open fd that
+    the caller keeps) still exists.  Problems are warnings: delete goes on."""
     if not moved:
         return
+    if isinstance(netns, int):
+        ns_fd = os.dup(netns)
+    else:
+        try:
+            ns_fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return  # the namespace is gone, and the kernel has dealt with its devices
     try:
-        ns_fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return  # the namespace is gone, and the kernel has dealt with its devices
-    try:
-        if _same_ns(netns_path, "/proc/self/ns/net"):
+        if _same_ns("/proc/self/fd/%d" % ns_fd, "/proc/self/ns/net"):
             return  # not the container's (a recycled pid): nothing of ours is here
         home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:

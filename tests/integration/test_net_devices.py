@@ -183,3 +183,35 @@ def test_joined_namespace_outliving_the_init_gets_devices_back(bundle, runtime, 
             pyrunc_in(netns, runtime, "delete", "--force", cid)
     finally:
         subprocess.run(["ip", "netns", "del", ctr_ns], check=False)
+
+
+@pytest.mark.parametrize("devices, field", [
+    ({"pytA": {"name": "x" * 16}}, 'linux.netDevices["pytA"].name'),
+    ({"pyt/A": {}}, 'linux.netDevices["pyt/A"]'),
+    ({"pytA": {"name": "ctr"}, "pytB": {"name": "ctr"}}, 'linux.netDevices["pytB"].name'),
+])
+def test_bad_names_refused_before_anything(bundle, runtime, netns, devices, field):
+    bundle.update(lambda c: c["linux"].update(netDevices=devices))
+    cid = "t" + uuid.uuid4().hex[:12]
+    p = pyrunc_in(netns, runtime, "create", "-b", bundle.path, cid)
+    assert p.returncode == 1
+    lines = p.stderr.strip().replace('\\"', '"').splitlines()
+    assert len(lines) == 1 and field in lines[0], p.stderr
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_name_taken_in_the_container_fails_cleanly(bundle, runtime, netns):
+    dev = new_dev()
+    add_dummy(netns, dev)
+    bundle.update(lambda c: c["linux"].update(netDevices={dev: {"name": "lo"}}))
+    cid = "t" + uuid.uuid4().hex[:12]
+    try:
+        p = pyrunc_in(netns, runtime, "create", "-b", bundle.path, cid)
+        assert p.returncode == 1
+        lines = p.stderr.strip().replace('\\"', '"').splitlines()
+        assert len(lines) == 1 and 'linux.netDevices["%s"]' % dev in lines[0] and " lo:" in lines[0], p.stderr
+        assert not os.path.exists(os.path.join(runtime.root, cid))
+        rc, out = link_in(netns, dev)
+        assert rc == 0 and MAC in out, out
+    finally:
+        pyrunc_in(netns, runtime, "delete", "--force", cid)
