@@ -233,6 +233,8 @@ class Container:
         status = self.status()
         if status in (RUNNING, PAUSED) and not force:
             raise StateError("cannot delete container %s that is not stopped: %s" % (self.id, status))
+        if self.record.get("net_devices"):
+            self._give_back_net_devices(status)
         if status != STOPPED:
             self._kill_everything(self.cgroup_manager(), status)
         hooks = self.hooks("poststop")
@@ -250,6 +252,20 @@ class Container:
 
             run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)
         self.dir.remove()
+
+    def _give_back_net_devices(self, status):
+        """linux.netDevices back to the runtime's network namespace under
+        their host names, while the container's namespace lives: a joined
+        one (by path), or the init's own while the init runs."""
+        from .netdevices import move_back
+
+        net = self.record["net_devices"]
+        path = net.get("netns")
+        if path is None:
+            if status == STOPPED or not self.pid:
+                return  # the namespace died with the init: nothing to give back
+            path = "/proc/%d/ns/net" % self.pid
+        move_back(path, net.get("moved") or [], _log().warning)
 
     def _kill_everything(self, mgr, status):
         if mgr is not None:
@@ -379,6 +395,10 @@ def check_bundle_spec(spec, plan):
         raise ConfigError("linux.timeOffsets: requires a new time namespace")
     for key in spec.linux.sysctl:
         check_sysctl(key, plan)
+    if spec.linux.net_devices:
+        from .netdevices import check
+
+        check(spec, plan)
 
 
 _IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",

@@ -104,6 +104,7 @@ def create_container(cls, cid, bundle, root, opts):
         sd.remove()
         raise
     finally:
+        made.close_net()
         for fd in [fd for _, fd in join_fds] + list(idmapped.values()) + ([console_fd] if console_fd is not None else []):
             try:
                 os.close(fd)
@@ -171,7 +172,7 @@ def container_resources(spec):
 class _Undo:
     """What a failed create must take back."""
 
-    __slots__ = ("cgroup", "pids", "sync", "hooks_ran", "child")
+    __slots__ = ("cgroup", "pids", "sync", "hooks_ran", "child", "net")
 
     def __init__(self):
         self.cgroup = None
@@ -179,10 +180,24 @@ class _Undo:
         self.sync = None
         self.hooks_ran = False
         self.child = 0  # an init forked directly is ours to reap
+        self.net = None  # (container netns path, [moved netDevices])
+
+    def close_net(self):
+        if self.net is not None:
+            os.close(self.net[0])
+            self.net = None
 
     def undo(self, container):
         from .container import wait_gone
 
+        if self.net is not None and self.net[1]:
+            # While the init lives its namespace does: give the devices back
+            # before closing the sync pipe (the init exits on its EOF).
+            from .log import logger
+            from .netdevices import move_back
+
+            move_back(self.net[0], self.net[1], logger().warning)
+        self.close_net()
         if self.sync is not None:
             self.sync.close()
         for pid, start in self.pids:
@@ -310,6 +325,8 @@ def _finish_spawn(container, spec, sync, made, init_pid):
     container.save()
 
     sync.expect("H")
+    if spec.linux.net_devices:
+        _move_net_devices(container, spec, made, init_pid)
     made.hooks_ran = True
     _run_runtime_hooks(container, spec)
     sync.send("G")
@@ -322,6 +339,26 @@ def _finish_spawn(container, spec, sync, made, init_pid):
         tag, payload = sync.recv()
     if tag != "R":
         _unexpected(tag, payload)
+
+
+def _move_net_devices(container, spec, made, init_pid):
+    """The init has its network namespace: move linux.netDevices into it,
+    recording each device as soon as it is moved (state.json for delete,
+    `made` for a failed create's undo)."""
+    from .netdevices import move_in
+
+    joined = next((ns.path for ns in spec.linux.namespaces if ns.type == "network" and ns.path), None)
+    # Held open until create ends: the namespace outlives an init that dies
+    # half-way, and a failed create gives the devices back through it.
+    try:
+        made.net = (os.open(joined or "/proc/%d/ns/net" % init_pid, os.O_RDONLY | os.O_CLOEXEC), [])
+    except OSError as e:
+        raise PyruncError("linux.netDevices: the container's network namespace: %s" % os.strerror(e.errno)) from None
+    container.record["net_devices"] = {"netns": joined, "moved": made.net[1]}
+    try:
+        move_in(spec, made.net[0], made.net[1])
+    finally:
+        container.save()
 
 
 def _seccomp_to_listener(spec, sync, pid, child_fd, state):

@@ -22,6 +22,7 @@ def features():
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": True}},
+            "netDevices": {"enabled": True},
         },
         "annotations": {"org.opencontainers.runtime-spec.features": "pyrunc"},
     }

@@ -1,0 +1,152 @@
+"""linux.netDevices (runtime-spec 1.3): host network interfaces moved into
+the container's network namespace at create, renamed to `name` when given,
+and moved back under their host names at delete while that namespace is
+still alive.
+
+A namespace that dies takes its virtual devices (dummy, veth...) with it,
+and the kernel gives physical ones back to the *initial* network namespace
+under whatever name they had: only a live namespace (delete --force of a
+running container, or a namespace joined by path that outlives the init)
+lets us give a device back to the runtime's namespace under its own name.
+
+pyroute2 is imported only here, and only when the config has netDevices."""
+import os
+
+from .errors import ConfigError, PyruncError
+
+IFNAMSIZ = 16
+CLONE_NEWNET = 0x40000000
+
+
+def field(host_name):
+    return 'linux.netDevices["%s"]' % host_name
+
+
+def check(spec, plan):
+    """Refuse what cannot work, before anything is made (runc's rules)."""
+    devices = spec.linux.net_devices
+    if not devices:
+        return
+    if not plan.has("network"):
+        raise ConfigError("linux.netDevices: unable to move network devices without a private network namespace")
+    joined = dict(plan.join).get("network")
+    if joined is not None and _same_ns(joined, "/proc/self/ns/net"):
+        raise ConfigError("linux.netDevices: unable to move network devices without a private network namespace "
+                          "(%s is the runtime's own)" % joined)
+    if os.geteuid() != 0:
+        raise ConfigError("linux.netDevices: network devices are not supported for rootless containers")
+    targets = {}
+    for host_name, dev in devices.items():
+        _check_name(field(host_name), host_name)
+        name = dev.name or host_name
+        if dev.name is not None:
+            _check_name(field(host_name) + ".name", name)
+        if name in targets:
+            raise ConfigError('%s.name: "%s" is also the container name of linux.netDevices["%s"]'
+                              % (field(host_name), name, targets[name]))
+        targets[name] = host_name
+
+
+def _check_name(where, name):
+    if not name or len(name.encode()) >= IFNAMSIZ or name in (".", "..") \
+            or any(c == "/" or c == ":" or c.isspace() for c in name):
+        raise ConfigError("%s: %r is not a valid network interface name" % (where, name))
+
+
+def _same_ns(a, b):
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def move_in(spec, fd, moved):
+    """Move each device into the container's network namespace (an open fd);
+    `moved` (a list) gets {"host": ..., "name": ...} for each one as soon as
+    it is there, so that a failure half-way can give back the ones moved."""
+    from .network.links import iproute
+
+    if _same_ns("/proc/self/fd/%d" % fd, "/proc/self/ns/net"):
+        raise PyruncError("linux.netDevices: the container's network namespace is the runtime's own")
+    with iproute() as ipr:
+        for host_name, dev in spec.linux.net_devices.items():
+            name = dev.name or host_name
+            found = ipr.link_lookup(ifname=host_name)
+            if not found:
+                raise PyruncError("%s: no such network interface in the runtime's namespace" % field(host_name))
+            try:
+                ipr.link("set", index=found[0], net_ns_fd=fd, ifname=name)
+            except Exception as e:  # pyroute2's NetlinkError, or an OSError
+                # The kernel moves first and renames after: a name taken in
+                # the container fails the rename with the device moved.
+                if not ipr.link_lookup(ifname=host_name):
+                    there = _name_in(fd, (host_name, name))
+                    if there is not None:
+                        moved.append({"host": host_name, "name": there})
+                raise PyruncError("%s: moving into the container's network namespace as %s: %s"
+                                  % (field(host_name), name, _reason(e))) from None
+            moved.append({"host": host_name, "name": name})
+
+
+def _name_in(ns_fd, names):
+    """The first of names that is an interface in the namespace ns_fd."""
+    from .network.links import in_netns, iproute
+
+    def work():
+        with iproute() as ipr:
+            return next((n for n in names if ipr.link_lookup(ifname=n)), None)
+
+    return in_netns(ns_fd, work)
+
+
+def move_back(netns, moved, warn):
+    """Give each moved device back to the runtime's network namespace under
+    its host name, if the container's namespace (a path, or an open fd that
+    the caller keeps) still exists.  Problems are warnings: delete goes on."""
+    if not moved:
+        return
+    if isinstance(netns, int):
+        ns_fd = os.dup(netns)
+    else:
+        try:
+            ns_fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return  # the namespace is gone, and the kernel has dealt with its devices
+    try:
+        if _same_ns("/proc/self/fd/%d" % ns_fd, "/proc/self/ns/net"):
+            return  # not the container's (a recycled pid): nothing of ours is here
+        home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _move_back_from(ns_fd, home, moved, warn)
+        finally:
+            os.close(home)
+    finally:
+        os.close(ns_fd)
+
+
+def _move_back_from(ns_fd, home_fd, moved, warn):
+    from .network.links import in_netns, iproute
+
+    def work():
+        with iproute() as ipr:
+            for dev in moved:
+                found = ipr.link_lookup(ifname=dev["name"])
+                if not found:
+                    warn("%s: %s is no longer in the container's network namespace"
+                         % (field(dev["host"]), dev["name"]))
+                    continue
+                try:
+                    ipr.link("set", index=found[0], net_ns_fd=home_fd, ifname=dev["host"])
+                except Exception as e:
+                    warn("%s: moving %s back to the runtime's network namespace: %s"
+                         % (field(dev["host"]), dev["name"], _reason(e)))
+
+    in_netns(ns_fd, work)
+
+
+def _reason(e):
+    code = getattr(e, "code", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
+    return str(e) or e.__class__.__name__
