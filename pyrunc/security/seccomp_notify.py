@@ -46,8 +46,21 @@ def _fail(rc, what):
     raise OSError(err, "%s: %s" % (what, os.strerror(err)))
 
 
+_probed = []
+
+
+def _probe():
+    """libseccomp answers the notify calls with EOPNOTSUPP until it has
+    probed the kernel, which seccomp_api_get() does: an agent process that
+    never built a filter itself must ask once."""
+    if not _probed:
+        lib.seccomp_api_get()
+        _probed.append(True)
+
+
 def receive(fd):
     """Block until a notification arrives on fd -> Notification."""
+    _probe()
     req = ffi.new("struct seccomp_notif *")  # zeroed, as the kernel demands
     ffi.errno = 0
     rc = lib.seccomp_notify_receive(fd, req)
@@ -59,6 +72,7 @@ def receive(fd):
 def respond(fd, notif_id, val=0, error=0, continue_syscall=False):
     """Answer notification notif_id: the syscall returns `val`, or fails
     with errno `error` (positive), or runs for real (continue_syscall)."""
+    _probe()
     resp = ffi.new("struct seccomp_notif_resp *")
     resp.id = notif_id
     resp.val = 0 if continue_syscall else val
@@ -73,4 +87,5 @@ def respond(fd, notif_id, val=0, error=0, continue_syscall=False):
 def id_valid(fd, notif_id):
     """Whether the notified process is still waiting on notif_id (the
     TOCTOU check an agent makes after reading the target's memory)."""
+    _probe()
     return lib.seccomp_notify_id_valid(fd, notif_id) == 0
