@@ -135,8 +135,20 @@ def set_dumpable(flag):
     prctl(PR_SET_DUMPABLE, 1 if flag else 0)
 
 
+OPENAT2_ATTEMPTS = 128
+
+
 def openat2(dirfd, path, flags, resolve, mode=0):
-    return _check(lib.pyrunc_openat2(dirfd, _b(path), flags | os.O_CLOEXEC, mode, resolve), path)
+    """openat2(2).  With RESOLVE_IN_ROOT/BENEATH the kernel answers EAGAIN
+    when any rename or mount happened on the system during the lookup (it
+    cannot vouch for the result): that is retried, not an error, or a busy
+    host would fail container creates at random."""
+    bpath = _b(path)
+    for _ in range(OPENAT2_ATTEMPTS - 1):
+        rc = lib.pyrunc_openat2(dirfd, bpath, flags | os.O_CLOEXEC, mode, resolve)
+        if rc >= 0 or ffi.errno != 11:  # EAGAIN
+            return _check(rc, path)
+    return _check(lib.pyrunc_openat2(dirfd, bpath, flags | os.O_CLOEXEC, mode, resolve), path)
 
 
 def capget(pid=0):
