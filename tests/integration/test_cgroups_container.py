@@ -124,14 +124,18 @@ def test_oom_kill_in_container(bundle, runtime, parent):
     streaming `events` reports the OOM (runc's {"type": "oom"})."""
     cid = runtime.new_id()
     configure(bundle, parent, cid, {"memory": {"limit": 24 * MB, "swap": 24 * MB}},
-              "sh", "-c", "sleep 1; sh -c 'x=$(head -c 67108864 /dev/zero | tr \"\\\\0\" a)'; sleep 100")
+              "sh", "-c", "while [ ! -e /dev/shm/go ]; do sleep 0.05; done; "
+              "sh -c 'x=$(head -c 67108864 /dev/zero | tr \"\\\\0\" a)'; sleep 100")
     runtime("run", "-d", "-b", bundle.path, cid, stdin=subprocess.DEVNULL)
     if verb_missing("events"):
         pytest.skip("pyrunc has no events verb yet")
     events = subprocess.Popen(runtime.cmd("events", "--interval", "200ms", cid),
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        lines = []
+        # The hog starts once `events` is surely watching (it has printed):
+        # on a loaded host a fixed delay let the OOM happen before it looked.
+        lines = [json.loads(events.stdout.readline())]
+        runtime("exec", cid, "touch", "/dev/shm/go")
         deadline = time.time() + 30
         while time.time() < deadline:
             line = events.stdout.readline()
