@@ -233,8 +233,6 @@ class Container:
         status = self.status()
         if status in (RUNNING, PAUSED) and not force:
             raise StateError("cannot delete container %s that is not stopped: %s" % (self.id, status))
-        if self.record.get("net_devices"):
-            self._give_back_net_devices(status)
         if status != STOPPED:
             self._kill_everything(self.cgroup_manager(), status)
         hooks = self.hooks("poststop")
@@ -252,20 +250,6 @@ class Container:
 
             run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)
         self.dir.remove()
-
-    def _give_back_net_devices(self, status):
-        """linux.netDevices back to the runtime's network namespace under
-        their host names, while the container's namespace lives: a joined
-        one (by path), or the init's own while the init runs."""
-        from .netdevices import move_back
-
-        net = self.record["net_devices"]
-        path = net.get("netns")
-        if path is None:
-            if status == STOPPED or not self.pid:
-                return  # the namespace died with the init: nothing to give back
-            path = "/proc/%d/ns/net" % self.pid
-        move_back(path, net.get("moved") or [], _log().warning)
 
     def _kill_everything(self, mgr, status):
         if mgr is not None:

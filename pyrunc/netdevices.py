@@ -75,6 +75,7 @@ def move_in(spec, fd, moved):
             found = ipr.link_lookup(ifname=host_name)
             if not found:
                 raise PyruncError("%s: no such network interface in the runtime's namespace" % field(host_name))
+            addresses = _permanent_global_addresses(ipr, found[0])
             try:
                 ipr.link("set", index=found[0], net_ns_fd=fd, ifname=name)
             except Exception as e:  # pyroute2's NetlinkError, or an OSError
@@ -87,6 +88,46 @@ def move_in(spec, fd, moved):
                 raise PyruncError("%s: moving into the container's network namespace as %s: %s"
                                   % (field(host_name), name, _reason(e))) from None
             moved.append({"host": host_name, "name": name})
+            _configure_inside(fd, host_name, name, addresses)
+
+
+# The spec: keep the permanent (IFA_F_PERMANENT) global-scope addresses of
+# every family, and set the device up once it is in the container's namespace.
+IFA_F_PERMANENT = 0x80
+RT_SCOPE_UNIVERSE = 0
+
+
+def _permanent_global_addresses(ipr, index):
+    """[(family, address, prefixlen)] to carry over; read before the move,
+    which drops them (IPv6 ones go as soon as the link is down)."""
+    out = []
+    for msg in ipr.get_addr(index=index):
+        flags = msg.get_attr("IFA_FLAGS")
+        if flags is None:
+            flags = msg["flags"]
+        if msg["scope"] != RT_SCOPE_UNIVERSE or not flags & IFA_F_PERMANENT:
+            continue
+        addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+        if addr:
+            out.append((msg["family"], addr, msg["prefixlen"]))
+    return out
+
+
+def _configure_inside(ns_fd, host_name, name, addresses):
+    from .network.links import in_netns, iproute
+
+    def work():
+        with iproute() as ipr:
+            index = ipr.link_lookup(ifname=name)[0]
+            for family, addr, prefixlen in addresses:
+                ipr.addr("add", index=index, family=family, address=addr, prefixlen=prefixlen)
+            ipr.link("set", index=index, state="up")
+
+    try:
+        in_netns(ns_fd, work)
+    except Exception as e:
+        raise PyruncError("%s: configuring %s in the container's network namespace: %s"
+                          % (field(host_name), name, _reason(e))) from None
 
 
 def _name_in(ns_fd, names):
@@ -103,7 +144,10 @@ def _name_in(ns_fd, names):
 def move_back(netns, moved, warn):
     """Give each moved device back to the runtime's network namespace under
     its host name, if the container's namespace (a path, or an open fd that
-    the caller keeps) still exists.  Problems are warnings: delete goes on."""
+    the caller keeps) still exists: a failed create's undo.  Not on delete:
+    the spec leaves the interface's lifecycle to the namespace's owner (the
+    kernel destroys virtual devices with the namespace and returns physical
+    ones to the initial namespace).  Problems are warnings."""
     if not moved:
         return
     if isinstance(netns, int):

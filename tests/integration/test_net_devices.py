@@ -65,9 +65,16 @@ def new_dev():
     return "pyt" + uuid.uuid4().hex[:8]
 
 
-def test_moved_in_renamed_and_given_back_on_force_delete(bundle, runtime, netns):
+def test_moved_in_renamed_up_with_its_addresses(bundle, runtime, netns):
+    """The spec: moved and renamed, its permanent global addresses kept (an
+    IPv4 and an IPv6 one here, both inside the test's namespace), set up;
+    and not managed on delete: the namespace's owner (here: the kernel, as
+    the namespace dies with the init) decides what becomes of it."""
     dev = new_dev()
     add_dummy(netns, dev)
+    for addr in ("10.251.7.2/24", "fd00:251:7::2/64"):
+        subprocess.run(["ip", "-n", netns, "addr", "add", addr, "dev", dev, "nodad"]
+                       if ":" in addr else ["ip", "-n", netns, "addr", "add", addr, "dev", dev], check=True)
     bundle.update(lambda c: c["linux"].update(netDevices={dev: {"name": "ctr0"}}))
     bundle.set_args("sleep", "1000")
     cid = "t" + uuid.uuid4().hex[:12]  # not runtime.new_id(): its cleanup runs outside netns
@@ -75,10 +82,13 @@ def test_moved_in_renamed_and_given_back_on_force_delete(bundle, runtime, netns)
         p = pyrunc_in(netns, runtime, "create", "-b", bundle.path, cid)
         assert p.returncode == 0, p.stderr
         assert pyrunc_in(netns, runtime, "start", cid).returncode == 0
-        # Inside: the device is there under its new name, same MAC.
-        p = pyrunc_in(netns, runtime, "exec", cid, "cat", "/sys/class/net/ctr0/address")
+        # Inside: the device is there under its new name, same MAC, up, addresses kept.
+        p = pyrunc_in(netns, runtime, "exec", cid, "cat", "/sys/class/net/ctr0/address", "/sys/class/net/ctr0/flags")
         assert p.returncode == 0, p.stderr
-        assert p.stdout.strip() == MAC
+        mac, flags = p.stdout.split()
+        assert mac == MAC and int(flags, 16) & 0x1, p.stdout  # IFF_UP
+        p = pyrunc_in(netns, runtime, "exec", cid, "ip", "addr", "show", "dev", "ctr0")
+        assert "10.251.7.2/24" in p.stdout and "fd00:251:7::2/64" in p.stdout, p.stdout
         p = pyrunc_in(netns, runtime, "exec", cid, "ls", "/sys/class/net")
         assert dev not in p.stdout.split()
         # Outside: gone from the runtime's namespace.
@@ -86,10 +96,8 @@ def test_moved_in_renamed_and_given_back_on_force_delete(bundle, runtime, netns)
         assert link_in(netns, "ctr0")[0] != 0
         p = pyrunc_in(netns, runtime, "delete", "--force", cid)
         assert p.returncode == 0, p.stderr
-        # Back under its host name (the container's namespace was alive).
-        rc, out = link_in(netns, dev)
-        assert rc == 0 and MAC in out, out
-        assert link_in(netns, "ctr0")[0] != 0
+        # Not moved back: a virtual device dies with the container's namespace.
+        assert link_in(netns, dev)[0] != 0
         assert not os.path.exists(os.path.join(runtime.root, cid))
     finally:
         pyrunc_in(netns, runtime, "delete", "--force", cid)
@@ -156,7 +164,7 @@ def test_run_moves_into_a_new_namespace(bundle, runtime, netns):
         pyrunc_in(netns, runtime, "delete", "--force", cid)
 
 
-def test_joined_namespace_outliving_the_init_gets_devices_back(bundle, runtime, netns):
+def test_joined_namespace_keeps_the_device_after_delete(bundle, runtime, netns):
     ctr_ns = "pyrunc-t-" + uuid.uuid4().hex[:8]
     subprocess.run(["ip", "netns", "add", ctr_ns], check=True)
     try:
@@ -175,10 +183,11 @@ def test_joined_namespace_outliving_the_init_gets_devices_back(bundle, runtime, 
             p = pyrunc_in(netns, runtime, "run", "-b", bundle.path, cid)
             assert p.returncode == 0, p.stderr
             assert p.stdout.strip() == MAC
-            # run's delete found the joined namespace alive: the device is back.
-            rc, out = link_in(netns, dev)
+            # The joined namespace outlives the container and keeps the
+            # device: its owner manages it, not the runtime's delete.
+            assert link_in(netns, dev)[0] != 0
+            rc, out = link_in(ctr_ns, "ctr3")
             assert rc == 0 and MAC in out, out
-            assert link_in(ctr_ns, "ctr3")[0] != 0
         finally:
             pyrunc_in(netns, runtime, "delete", "--force", cid)
     finally:
