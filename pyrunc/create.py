@@ -180,7 +180,7 @@ class _Undo:
         self.sync = None
         self.hooks_ran = False
         self.child = 0  # an init forked directly is ours to reap
-        self.net = None  # (container netns path, [moved netDevices])
+        self.net = None  # (fd of the container's netns, [moved netDevices])
 
     def close_net(self):
         if self.net is not None:
@@ -326,7 +326,7 @@ def _finish_spawn(container, spec, sync, made, init_pid):
 
     sync.expect("H")
     if spec.linux.net_devices:
-        _move_net_devices(container, spec, made, init_pid)
+        _move_net_devices(spec, made, init_pid)
     made.hooks_ran = True
     _run_runtime_hooks(container, spec)
     sync.send("G")
@@ -341,10 +341,10 @@ def _finish_spawn(container, spec, sync, made, init_pid):
         _unexpected(tag, payload)
 
 
-def _move_net_devices(container, spec, made, init_pid):
+def _move_net_devices(spec, made, init_pid):
     """The init has its network namespace: move linux.netDevices into it,
-    recording each device as soon as it is moved (state.json for delete,
-    `made` for a failed create's undo)."""
+    recording each device in `made` as soon as it is moved (a failed
+    create's undo gives them back)."""
     from .netdevices import move_in
 
     joined = next((ns.path for ns in spec.linux.namespaces if ns.type == "network" and ns.path), None)
@@ -354,11 +354,7 @@ def _move_net_devices(container, spec, made, init_pid):
         made.net = (os.open(joined or "/proc/%d/ns/net" % init_pid, os.O_RDONLY | os.O_CLOEXEC), [])
     except OSError as e:
         raise PyruncError("linux.netDevices: the container's network namespace: %s" % os.strerror(e.errno)) from None
-    container.record["net_devices"] = {"netns": joined, "moved": made.net[1]}
-    try:
-        move_in(spec, made.net[0], made.net[1])
-    finally:
-        container.save()
+    move_in(spec, made.net[0], made.net[1])
 
 
 def _seccomp_to_listener(spec, sync, pid, child_fd, state):

@@ -141,32 +141,20 @@ def _name_in(ns_fd, names):
     return in_netns(ns_fd, work)
 
 
-def move_back(netns, moved, warn):
+def move_back(ns_fd, moved, warn):
     """Give each moved device back to the runtime's network namespace under
-    its host name, if the container's namespace (a path, or an open fd that
-    the caller keeps) still exists: a failed create's undo.  Not on delete:
-    the spec leaves the interface's lifecycle to the namespace's owner (the
-    kernel destroys virtual devices with the namespace and returns physical
-    ones to the initial namespace).  Problems are warnings."""
+    its host name from the container's namespace (an fd the caller keeps
+    open): a failed create's undo.  Not on delete: the spec leaves the
+    interface's lifecycle to the namespace's owner (the kernel destroys
+    virtual devices with the namespace and returns physical ones to the
+    initial namespace).  Problems are warnings."""
     if not moved:
         return
-    if isinstance(netns, int):
-        ns_fd = os.dup(netns)
-    else:
-        try:
-            ns_fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return  # the namespace is gone, and the kernel has dealt with its devices
+    home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if _same_ns("/proc/self/fd/%d" % ns_fd, "/proc/self/ns/net"):
-            return  # not the container's (a recycled pid): nothing of ours is here
-        home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _move_back_from(ns_fd, home, moved, warn)
-        finally:
-            os.close(home)
+        _move_back_from(ns_fd, home, moved, warn)
     finally:
-        os.close(ns_fd)
+        os.close(home)
 
 
 def _move_back_from(ns_fd, home_fd, moved, warn):
