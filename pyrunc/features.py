@@ -5,7 +5,7 @@ from . import OCI_VERSION
 
 def features():
     from .hooks import FATAL_KINDS  # noqa: F401  (hooks module is the authority on kinds)
-    from .rootfs import PROPAGATION_OPTIONS, _FLAG_OPTIONS
+    from .rootfs import PROPAGATION_OPTIONS, REC_ATTR_OPTIONS, _FLAG_OPTIONS
     from .security.capabilities import known_caps
     from .spec import HOOK_KINDS, NAMESPACE_FLAGS
 
@@ -13,7 +13,7 @@ def features():
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOK_KINDS),
-        "mountOptions": sorted(set(_FLAG_OPTIONS) | set(PROPAGATION_OPTIONS)),
+        "mountOptions": sorted(set(_FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | set(REC_ATTR_OPTIONS)),
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS),
             "capabilities": list(known_caps()),

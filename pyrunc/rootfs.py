@@ -39,11 +39,25 @@ PROPAGATION_OPTIONS = {
     "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE | L.MS_REC,
     "unbindable": L.MS_UNBINDABLE, "runbindable": L.MS_UNBINDABLE | L.MS_REC,
 }
+# Recursive mount attributes: applied to the mount and every mount under it
+# with mount_setattr(AT_RECURSIVE) once it is in place.  option -> (MOUNT_ATTR
+# bits to set, bits to clear); an access-time option always clears the whole
+# MOUNT_ATTR__ATIME field (the kernel's rule), so the "no" forms of the atime
+# family leave relatime, the kernel's default.
+_ATIME = L.MOUNT_ATTR__ATIME
+REC_ATTR_OPTIONS = {
+    "rro": (L.MOUNT_ATTR_RDONLY, 0), "rrw": (0, L.MOUNT_ATTR_RDONLY),
+    "rnosuid": (L.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, L.MOUNT_ATTR_NOSUID),
+    "rnodev": (L.MOUNT_ATTR_NODEV, 0), "rdev": (0, L.MOUNT_ATTR_NODEV),
+    "rnoexec": (L.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, L.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (L.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, L.MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (L.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, L.MOUNT_ATTR_NOSYMFOLLOW),
+    "rnoatime": (L.MOUNT_ATTR_NOATIME, _ATIME), "ratime": (0, _ATIME),
+    "rstrictatime": (L.MOUNT_ATTR_STRICTATIME, _ATIME), "rnostrictatime": (0, _ATIME),
+    "rrelatime": (L.MOUNT_ATTR_RELATIME, _ATIME), "rnorelatime": (0, _ATIME),
+}
 # Options that only steer pyrunc (or other runtimes) and never reach mount(2).
-_IGNORED_OPTIONS = frozenset(("tmpcopyup", "idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid",
-                              "rnodev", "rdev", "rnoexec", "rexec", "rnoatime", "ratime",
-                              "rrelatime", "rnorelatime", "rstrictatime", "rnostrictatime",
-                              "rnodiratime", "rdiratime", "rnosymfollow", "rsymfollow"))
+_IGNORED_OPTIONS = frozenset(("tmpcopyup", "idmap", "ridmap"))
 # statvfs f_flag bits the kernel locks on bind mounts made in a user namespace
 _ST_LOCKED = ((1, L.MS_RDONLY), (2, L.MS_NOSUID), (4, L.MS_NODEV), (8, L.MS_NOEXEC),
               (1024, L.MS_NOATIME), (2048, L.MS_NODIRATIME), (4096, L.MS_RELATIME))
@@ -74,9 +88,21 @@ def parse_options(options):
             flags = (flags | fl[0]) & ~fl[1]
         elif opt in PROPAGATION_OPTIONS:
             propagation.append(PROPAGATION_OPTIONS[opt])
-        elif opt not in _IGNORED_OPTIONS:
+        elif opt not in _IGNORED_OPTIONS and opt not in REC_ATTR_OPTIONS:
             data.append(opt)
     return flags, propagation, ",".join(data)
+
+
+def recursive_attrs(options):
+    """-> (attr_set, attr_clr) for mount_setattr(AT_RECURSIVE); later options
+    win over earlier ones."""
+    attr_set = attr_clr = 0
+    for opt in options:
+        sc = REC_ATTR_OPTIONS.get(opt)
+        if sc is not None:
+            attr_set = (attr_set & ~sc[1]) | sc[0]
+            attr_clr = (attr_clr & ~sc[0]) | sc[1]
+    return attr_set, attr_clr
 
 
 # -- resolving paths inside the rootfs -----------------------------------
@@ -168,6 +194,9 @@ class RootfsBuilder:
         self.new_cgroupns = new_cgroupns
         self.rootfd = -1
         self.idmapped = idmapped or {}  # mount index -> detached idmapped clone (pyrunc.idmap)
+        # destination -> O_PATH fd of the proc/sysfs mount made there: checked
+        # again after pivot_root, and masked/readonly paths go through it
+        self.pinned = {}
 
     # 1. before pivot_root --------------------------------------------------
     def prepare(self):
@@ -210,10 +239,15 @@ class RootfsBuilder:
         return True
 
     def mount_one(self, m, idmapped_tree=None):
+        dest_key = _norm(m.destination)
+        stale = self.pinned.pop(dest_key, None)  # a later mount over it is the config's own
+        if stale is not None:
+            os.close(stale)
         flags, propagation, data = parse_options(m.options)
         is_bind = bool(flags & L.MS_BIND) or m.type == "bind"
         if m.type == "cgroup" or m.type == "cgroup2":
-            return self._mount_cgroup(m, flags)
+            self._mount_cgroup(m, flags)
+            return self._set_recursive_attrs(m)
         if is_bind:
             src = m.source
             src_is_dir = os.path.isdir(src)
@@ -238,6 +272,9 @@ class RootfsBuilder:
                 L.mount(m.source or m.type, fd_path(target), m.type, flags & ~L.MS_REMOUNT, data or None)
             finally:
                 os.close(target)
+            if m.type in _PINNED_FS:
+                self.pinned[dest_key] = self._pin(m.destination, _PINNED_FS[m.type])
+        self._set_recursive_attrs(m)
         if propagation:
             target = open_in_root(self.rootfd, m.destination)
             try:
@@ -245,6 +282,57 @@ class RootfsBuilder:
                     L.mount(None, fd_path(target), None, p)
             finally:
                 os.close(target)
+
+    def _set_recursive_attrs(self, m):
+        """rro, rnosuid, ...: on the mount and every mount under it."""
+        attr_set, attr_clr = recursive_attrs(m.options)
+        if attr_set or attr_clr:
+            # Resolved again: the mount now sits on the destination.
+            target = open_in_root(self.rootfd, m.destination)
+            try:
+                L.mount_setattr(target, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, attr_set, attr_clr)
+            finally:
+                os.close(target)
+
+    def _pin(self, dest, magic):
+        """The proc/sysfs mount just made, looked up again: it must be there
+        (nothing swapped the destination meanwhile)."""
+        try:
+            fd = open_in_root(self.rootfd, dest, L.O_PATH | os.O_DIRECTORY, L.RESOLVE_NO_SYMLINKS)
+        except OSError:
+            fd = -1
+        if fd >= 0 and L.fstatfs_type(fd) & 0xFFFFFFFF == magic:
+            return fd
+        if fd >= 0:
+            os.close(fd)
+        raise MountError("mount destination %s was replaced while it was being mounted" % dest)
+
+    def check_pinned(self):
+        """After pivot_root: each proc/sysfs mount must still be what its
+        path names.  A destination swapped for a symlink or another
+        directory during create would leave the real procfs under another
+        name, unseen by anything that goes by the name /proc: refuse
+        (CVE-2019-16884 / CVE-2021-30465 classes)."""
+        for dest, fd in self.pinned.items():
+            try:
+                now = L.openat2(L.AT_FDCWD, dest, L.O_PATH | os.O_DIRECTORY, L.RESOLVE_NO_SYMLINKS)
+            except OSError:
+                now = -1
+            try:
+                same = now >= 0 and _same_inode(os.fstat(now), os.fstat(fd))
+            finally:
+                if now >= 0:
+                    os.close(now)
+            if not same:
+                raise MountError("%s in the container was replaced after it was mounted; "
+                                 "refusing to go on with the real one elsewhere" % dest)
+
+    def close_pinned(self):
+        # Not kept past finalize: the created init holds nothing but stdio
+        # and its exec fifo handle while it waits for `start`.
+        for fd in self.pinned.values():
+            os.close(fd)
+        self.pinned = {}
 
     def _dir_target(self, dest, extra_resolve=0):
         """An O_PATH fd of a directory for a filesystem mount; proc and sysfs
@@ -324,8 +412,17 @@ class RootfsBuilder:
                     os.close(target)
                 return
             os.mknod(name, (mode & 0o7777) | kind, os.makedev(major, minor), dir_fd=parent)
-            os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
-            os.chmod(name, mode & 0o7777, dir_fd=parent)
+            # Owner and mode through a handle on the node just made: a name
+            # swapped for a symlink meanwhile is refused, never followed.
+            node = os.open(name, L.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            try:
+                st = os.fstat(node)
+                if stat.S_IFMT(st.st_mode) != kind or (kind != stat.S_IFIFO and st.st_rdev != os.makedev(major, minor)):
+                    raise MountError("device %s was replaced while it was being created" % path)
+                os.chown(fd_path(node), uid, gid)
+                os.chmod(fd_path(node), mode & 0o7777)
+            finally:
+                os.close(node)
         finally:
             os.close(parent)
 
@@ -383,14 +480,47 @@ class RootfsBuilder:
     # 3. after pivot_root ----------------------------------------------------
     def finalize(self):
         lx = self.spec.linux
-        for path in lx.readonly_paths:
-            readonly_path(path)
-        for path in lx.masked_paths:
-            mask_path(path)
+        try:
+            self.check_pinned()
+            for path in lx.readonly_paths:
+                readonly_path(*self._base(path))
+            for path in lx.masked_paths:
+                mask_path(*self._base(path))
+        finally:
+            self.close_pinned()
         if self.spec.root.readonly and self.own_mount_ns:
             remount_readonly("/")
         if lx.rootfs_propagation and self.own_mount_ns:
             L.mount(None, "/", None, PROPAGATION_OPTIONS[lx.rootfs_propagation])
+
+    def _base(self, path):
+        """(dirfd, relative path, resolve flags, shown path) to look `path`
+        up from.  Under a proc/sysfs mount this container got (/proc/kcore,
+        /proc/sys, /sys/firmware): from the handle of that very mount, never
+        through the name /proc, which the image (or a racing process) could
+        have pointed elsewhere."""
+        norm = _norm(path)
+        best = None
+        for dest in self.pinned:
+            if norm == dest or norm.startswith(dest.rstrip("/") + "/"):
+                if best is None or len(dest) > len(best):
+                    best = dest
+        if best is None:
+            return L.AT_FDCWD, norm, L.RESOLVE_NO_MAGICLINKS, path
+        rel = norm[len(best):].lstrip("/") or "."
+        return self.pinned[best], rel, L.RESOLVE_BENEATH | L.RESOLVE_NO_MAGICLINKS, path
+
+
+_PINNED_FS = {"proc": 0x9FA0, "sysfs": 0x62656572}  # PROC_SUPER_MAGIC, SYSFS_MAGIC
+
+
+def _norm(path):
+    """/a/b form of a container path ("a//b/", "/a/./b" -> "/a/b")."""
+    return os.path.normpath("/" + path.lstrip("/"))
+
+
+def _same_inode(a, b):
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _locked_flags(path):
@@ -412,17 +542,27 @@ def remount_readonly(path):
         L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY | _locked_flags(path))
 
 
-def readonly_path(path):
-    """Bind `path` onto itself and make the bind read-only."""
+def readonly_path(dirfd, rel, resolve, shown):
+    """A read-only copy of the mount tree at `rel` (under `dirfd`) attached
+    over itself, every mount in it read-only: all through handles
+    (open_tree, mount_setattr, move_mount), nothing looked up by path."""
     try:
-        L.mount(path, path, None, L.MS_BIND | L.MS_REC)
-    except FileNotFoundError:
+        fd = L.openat2(dirfd, rel, L.O_PATH, resolve)
+    except (FileNotFoundError, NotADirectoryError):
         return
-    flags = L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY | L.MS_REC
+    except OSError as e:
+        raise MountError("linux.readonlyPaths: %s: %s" % (shown, e.strerror)) from None
     try:
-        L.mount(None, path, None, flags)
-    except PermissionError:
-        L.mount(None, path, None, flags | _locked_flags(path))
+        tree = L.open_tree(fd, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_RECURSIVE | L.AT_EMPTY_PATH)
+        try:
+            L.mount_setattr(tree, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, attr_set=L.MOUNT_ATTR_RDONLY)
+            L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
+        finally:
+            os.close(tree)
+    except OSError as e:
+        raise MountError("linux.readonlyPaths: %s: %s" % (shown, e.strerror)) from None
+    finally:
+        os.close(fd)
 
 
 def _verified_dev_null():
@@ -436,13 +576,16 @@ def _verified_dev_null():
     return fd
 
 
-def mask_path(path):
-    """Runs after pivot_root, where /proc is whatever the container has:
-    masks are attached fd to fd, never through /proc/self/fd paths."""
+def mask_path(dirfd, rel, resolve, shown):
+    """Over a directory: an empty read-only tmpfs; over anything else: the
+    verified /dev/null.  Runs after pivot_root, where /proc is whatever the
+    container has: attached fd to fd, never through /proc/self/fd paths."""
     try:
-        fd = os.open(path, L.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = L.openat2(dirfd, rel, L.O_PATH | os.O_NOFOLLOW, resolve)
     except (FileNotFoundError, NotADirectoryError):
         return
+    except OSError as e:
+        raise MountError("linux.maskedPaths: %s: %s" % (shown, e.strerror)) from None
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             mount_empty_readonly_tmpfs(fd)
@@ -452,6 +595,8 @@ def mask_path(path):
                 bind_fd_onto_fd(null, fd)
             finally:
                 os.close(null)
+    except OSError as e:
+        raise MountError("linux.maskedPaths: %s: %s" % (shown, e.strerror)) from None
     finally:
         os.close(fd)
 

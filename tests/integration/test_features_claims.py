@@ -17,6 +17,12 @@ VISIBLE = {
     # slave/rslave: a fresh tmpfs has no master, so the kernel makes it
     # private; the mount is still made with the flag (no error).
     "unbindable": ("prop", "unbindable"), "runbindable": ("prop", "unbindable"),
+    # recursive attributes (mount_setattr): seen on the mount itself here;
+    # test_recursive_mount_attrs.py checks the submounts
+    "rro": ("opts", "ro"), "rrw": ("opts", "rw"), "rnosuid": ("opts", "nosuid"),
+    "rnodev": ("opts", "nodev"), "rnoexec": ("opts", "noexec"), "rnoatime": ("opts", "noatime"),
+    "rnodiratime": ("opts", "nodiratime"), "rrelatime": ("opts", "relatime"),
+    "rnosymfollow": ("opts", "nosymfollow"),
 }
 
 

@@ -110,15 +110,16 @@ def _race(bundle, nsruntime, mountns, swap_a, swap_b, watch):
     """Start the racer on (swap_a, swap_b), run RUNS containers, stop the
     racer; -> (succeeded runs, last failure text)."""
     racer = subprocess.Popen([sys.executable, "-c", RACER, swap_a, swap_b], stdout=subprocess.PIPE)
-    ok, failure = 0, ""
+    ok, failures, outputs = 0, [], []
     try:
         assert racer.stdout.readline() == b"go\n"
         for _ in range(RUNS):
             p = nsruntime("run", "-b", bundle.path, nsruntime.new_id(), check=False)
             if p.returncode == 0:
                 ok += 1
+                outputs.append(p.stdout)
             else:
-                failure = p.stderr
+                failures.append(p.stderr)
             # never mounted outside the rootfs, not even once
             target = str(watch / "target")
             assert (" %s " % target) not in mountinfo_targets(mountns), "a mount escaped the rootfs onto %s" % target
@@ -127,7 +128,7 @@ def _race(bundle, nsruntime, mountns, swap_a, swap_b, watch):
     finally:
         racer.kill()  # by pid: the racer this test started
         racer.wait()
-    return ok, failure
+    return ok, failures, outputs
 
 
 def mountinfo_targets(mountns):
@@ -151,8 +152,8 @@ def test_racing_symlink_bind_destination_stays_inside(bundle, nsruntime, mountns
         c["mounts"].append({"destination": "/race/dst", "type": "bind", "source": str(src), "options": ["bind"]})
     bundle.update(cfg)
     bundle.set_args("true")
-    ok, failure = _race(bundle, nsruntime, mountns, os.path.join(race, "dst"), os.path.join(race, "alt"), watch)
-    assert ok >= RUNS // 2, failure
+    ok, failures, _ = _race(bundle, nsruntime, mountns, os.path.join(race, "dst"), os.path.join(race, "alt"), watch)
+    assert ok >= RUNS // 2, failures
     # The race was real: some runs saw the symlink and followed it inside
     # the rootfs (the target path was made under the rootfs).
     inside = os.path.join(bundle.rootfs, str(watch / "target").lstrip("/"))
@@ -161,15 +162,33 @@ def test_racing_symlink_bind_destination_stays_inside(bundle, nsruntime, mountns
 
 def test_racing_symlink_proc_destination_refused(bundle, nsruntime, mountns, tmp_path):
     """CVE-2019-16884 class (and the racing half of CVE-2021-30465): /proc
-    raced between the real directory and a symlink out of the rootfs:
-    proc is mounted on the real directory or the create fails, never
-    outside."""
+    raced between the real directory and a symlink out of the rootfs.  proc
+    is mounted on the real directory or the create fails, never outside;
+    and a /proc swapped away after proc was mounted is noticed before the
+    masked and read-only paths (applied by path) could miss the real procfs
+    -- or, when the swap comes later still, the masked and read-only paths
+    go through the handle of the procfs that was mounted, wherever its
+    name now is: no run ever gets a writable /proc/sys under either name."""
     watch = _watch(tmp_path, mountns)
     os.symlink(str(watch / "target"), os.path.join(bundle.rootfs, "proc-alt"))
     bundle.update(lambda c: c["linux"].update(rootfsPropagation="shared"))
-    bundle.set_args("true")
-    ok, failure = _race(bundle, nsruntime, mountns, os.path.join(bundle.rootfs, "proc"),
-                        os.path.join(bundle.rootfs, "proc-alt"), watch)
-    # some runs met the symlink and were refused, some met the directory
-    assert failure == "" or "real directory" in failure, failure
-    assert ok > 0 and ok < RUNS, "ok=%d: the racer never changed the outcome: the test proved nothing" % ok
+    # From inside: whichever name the procfs ended up under, /proc/sys must
+    # be read-only (domainname is UTS-namespaced: root could write it).
+    # The racer still runs: try both names a few times.
+    bundle.set_args("sh", "-c", "for i in 1 2 3 4 5 6 7 8; do for d in /proc /proc-alt; do "
+                                "if test -e $d/self/stat; then "
+                                "(echo x > $d/sys/kernel/domainname) 2>/dev/null && echo WRITABLE $d; "
+                                "echo checked; fi; done; done; true")
+    ok, failures, outputs = _race(bundle, nsruntime, mountns, os.path.join(bundle.rootfs, "proc"),
+                                  os.path.join(bundle.rootfs, "proc-alt"), watch)
+    for out in outputs:
+        assert "WRITABLE" not in out, "a masked/readonly path missed the real procfs: %s" % out
+    assert any("checked" in out for out in outputs) or not outputs, outputs
+    # fail-closed, and about /proc (under a deliberate race a lookup may
+    # also just fail: "mounts[0]: mount proc to /proc: <errno text>"; and the
+    # init reopens its exec fifo by the name /proc/self/fd/N at start)
+    expected = ("is not a real directory", "was replaced while it was being mounted",
+                "was replaced after it was mounted", "mount proc to /proc: ", " /proc/self/fd/")
+    for text in failures:
+        assert any(e in text for e in expected), "a failure the race should not cause: %s" % text
+    assert failures, "ok=%d: the racer never changed the outcome: the test proved nothing" % ok
