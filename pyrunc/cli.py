@@ -242,8 +242,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     except OSError as e:
-        where = " %s" % e.filename if e.filename else ""
-        log.report_error("pyrunc %s failed:%s: %s" % (verb, where, e.strerror or e))
+        where = "%s: " % e.filename if e.filename else ""
+        log.report_error("pyrunc %s failed: %s%s" % (verb, where, e.strerror or e))
         return 1
 
 

@@ -154,3 +154,19 @@ def test_is_frozen_reads_the_recorded_freezer(tmp_path):
     assert not is_frozen({"version": 2, "path": str(v2)})
     assert not is_frozen({"version": 1, "paths": {}})
     assert not is_frozen({"version": 2, "path": str(tmp_path / "gone")})
+
+
+@pytest.mark.parametrize("exc,line", [
+    (OSError(5, "Input/output error"), "pyrunc state failed: Input/output error"),
+    (OSError(2, "No such file or directory", "/x/y"), "pyrunc state failed: /x/y: No such file or directory"),
+])
+def test_os_error_is_one_clean_line(monkeypatch, capfd, exc, line):
+    """An OSError escaping a verb: one line, the file named once, no '::'."""
+    from pyrunc import cli
+
+    def boom(g, ns):
+        raise exc
+    monkeypatch.setitem(cli.HANDLERS, "state", boom)
+    assert cli.main(["state", "c1"]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ('msg="%s"' % line) in err[0], err
