@@ -10,6 +10,7 @@ running container, or a namespace joined by path that outlives the init)
 lets us give a device back to the runtime's namespace under its own name.
 
 pyroute2 is imported only here, and only when the config has netDevices."""
+import errno
 import os
 
 from .errors import ConfigError, PyruncError
@@ -85,6 +86,10 @@ def move_in(spec, fd, moved):
                     there = _name_in(fd, (host_name, name))
                     if there is not None:
                         moved.append({"host": host_name, "name": there})
+                if getattr(e, "code", None) == errno.EEXIST:
+                    where = field(host_name) + (".name" if name != host_name else "")
+                    raise PyruncError("%s: %s already exists in the container's network namespace"
+                                      % (where, name)) from None
                 raise PyruncError("%s: moving into the container's network namespace as %s: %s"
                                   % (field(host_name), name, _reason(e))) from None
             moved.append({"host": host_name, "name": name})

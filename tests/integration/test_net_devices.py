@@ -218,7 +218,7 @@ def test_name_taken_in_the_container_fails_cleanly(bundle, runtime, netns):
         p = pyrunc_in(netns, runtime, "create", "-b", bundle.path, cid)
         assert p.returncode == 1
         lines = p.stderr.strip().replace('\\"', '"').splitlines()
-        assert len(lines) == 1 and 'linux.netDevices["%s"]' % dev in lines[0] and " lo:" in lines[0], p.stderr
+        assert len(lines) == 1 and 'linux.netDevices["%s"].name: lo already exists' % dev in lines[0], p.stderr
         assert not os.path.exists(os.path.join(runtime.root, cid))
         rc, out = link_in(netns, dev)
         assert rc == 0 and MAC in out, out
