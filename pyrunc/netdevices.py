@@ -1,16 +1,13 @@
 """linux.netDevices (runtime-spec 1.3): host network interfaces moved into
-the container's network namespace at create, renamed to `name` when given,
-and moved back under their host names at delete while that namespace is
-still alive.
-
-A namespace that dies takes its virtual devices (dummy, veth...) with it,
-and the kernel gives physical ones back to the *initial* network namespace
-under whatever name they had: only a live namespace (delete --force of a
-running container, or a namespace joined by path that outlives the init)
-lets us give a device back to the runtime's namespace under its own name.
+the container's network namespace at create and renamed to `name` when
+given; a name with `%d` is a template the kernel numbers inside (eth%d:
+eth0, or eth1 if eth0 is taken).  Delete leaves them to the namespace's
+owner; only a failed create moves back what it moved.
 
 pyroute2 is imported only here, and only when the config has netDevices."""
+import errno
 import os
+import uuid
 
 from .errors import ConfigError, PyruncError
 
@@ -40,17 +37,26 @@ def check(spec, plan):
         _check_name(field(host_name), host_name)
         name = dev.name or host_name
         if dev.name is not None:
-            _check_name(field(host_name) + ".name", name)
+            _check_name(field(host_name) + ".name", name, template_ok=True)
+        if is_template(name):
+            continue  # the kernel picks a free number: shared templates do not clash
         if name in targets:
             raise ConfigError('%s.name: "%s" is also the container name of linux.netDevices["%s"]'
                               % (field(host_name), name, targets[name]))
         targets[name] = host_name
 
 
-def _check_name(where, name):
-    if not name or len(name.encode()) >= IFNAMSIZ or name in (".", "..") \
+def _check_name(where, name, template_ok=False):
+    # The kernel takes a '%' only as the one "%d" of a template, and never
+    # leaves one in a device's name.
+    bad_percent = "%" in name and not (template_ok and is_template(name) and name.count("%") == 1)
+    if not name or len(name.encode()) >= IFNAMSIZ or name in (".", "..") or bad_percent \
             or any(c == "/" or c == ":" or c.isspace() for c in name):
         raise ConfigError("%s: %r is not a valid network interface name" % (where, name))
+
+
+def is_template(name):
+    return "%d" in name
 
 
 def _same_ns(a, b):
@@ -64,7 +70,8 @@ def _same_ns(a, b):
 def move_in(spec, fd, moved):
     """Move each device into the container's network namespace (an open fd);
     `moved` (a list) gets {"host": ..., "name": ...} for each one as soon as
-    it is there, so that a failure half-way can give back the ones moved."""
+    it is there ("name" its name there), so that a failure half-way can
+    give back the ones moved."""
     from .network.links import iproute
 
     if _same_ns("/proc/self/fd/%d" % fd, "/proc/self/ns/net"):
@@ -76,19 +83,32 @@ def move_in(spec, fd, moved):
             if not found:
                 raise PyruncError("%s: no such network interface in the runtime's namespace" % field(host_name))
             addresses = _permanent_global_addresses(ipr, found[0])
-            try:
-                ipr.link("set", index=found[0], net_ns_fd=fd, ifname=name)
-            except Exception as e:  # pyroute2's NetlinkError, or an OSError
-                # The kernel moves first and renames after: a name taken in
-                # the container fails the rename with the device moved.
-                if not ipr.link_lookup(ifname=host_name):
-                    there = _name_in(fd, (host_name, name))
-                    if there is not None:
-                        moved.append({"host": host_name, "name": there})
-                raise PyruncError("%s: moving into the container's network namespace as %s: %s"
-                                  % (field(host_name), name, _reason(e))) from None
-            moved.append({"host": host_name, "name": name})
-            _configure_inside(fd, host_name, name, addresses)
+            # A template is numbered in the namespace that renames: move
+            # under a unique interim name, then rename inside, where the
+            # device is found by that name whatever ifindex it got.
+            first = "pyrunc" + uuid.uuid4().hex[:8] if is_template(name) else name
+            _move(ipr, fd, found[0], host_name, first, moved)
+            _configure_inside(fd, host_name, moved[-1], name, addresses)
+
+
+def _move(ipr, fd, index, host_name, name, moved):
+    """Move and rename in one request; on success `moved` gets the device."""
+    try:
+        ipr.link("set", index=index, net_ns_fd=fd, ifname=name)
+    except Exception as e:  # pyroute2's NetlinkError, or an OSError
+        # The kernel moves first and renames after: a name taken in
+        # the container fails the rename with the device moved.
+        if not ipr.link_lookup(ifname=host_name):
+            there = _name_in(fd, (host_name, name))
+            if there is not None:
+                moved.append({"host": host_name, "name": there})
+        if getattr(e, "code", None) == errno.EEXIST:
+            where = field(host_name) + (".name" if name != host_name else "")
+            raise PyruncError("%s: %s already exists in the container's network namespace "
+                              "(a name with %%d is numbered by the kernel)" % (where, name)) from None
+        raise PyruncError("%s: moving into the container's network namespace as %s: %s"
+                          % (field(host_name), name, _reason(e))) from None
+    moved.append({"host": host_name, "name": name})
 
 
 # The spec: keep the permanent (IFA_F_PERMANENT) global-scope addresses of
@@ -113,12 +133,19 @@ def _permanent_global_addresses(ipr, index):
     return out
 
 
-def _configure_inside(ns_fd, host_name, name, addresses):
+def _configure_inside(ns_fd, host_name, dev, name, addresses):
+    """In the container's namespace: rename the device (its `moved` entry
+    dev, whose "name" follows it, for the undo) to `name` if that differs
+    (a template: the kernel says what it became), add its addresses, set it
+    up."""
     from .network.links import in_netns, iproute
 
     def work():
         with iproute() as ipr:
-            index = ipr.link_lookup(ifname=name)[0]
+            index = ipr.link_lookup(ifname=dev["name"])[0]
+            if name != dev["name"]:
+                ipr.link("set", index=index, ifname=name)
+                dev["name"] = ipr.get_links(index)[0].get_attr("IFLA_IFNAME")
             for family, addr, prefixlen in addresses:
                 ipr.addr("add", index=index, family=family, address=addr, prefixlen=prefixlen)
             ipr.link("set", index=index, state="up")

@@ -19,6 +19,7 @@ from conftest import needs_root
 pytestmark = needs_root
 
 MAC = "02:00:5e:10:20:30"
+MAC2 = "02:00:5e:10:20:31"
 
 
 @pytest.fixture
@@ -198,6 +199,8 @@ def test_joined_namespace_keeps_the_device_after_delete(bundle, runtime, netns):
     ({"pytA": {"name": "x" * 16}}, 'linux.netDevices["pytA"].name'),
     ({"pyt/A": {}}, 'linux.netDevices["pyt/A"]'),
     ({"pytA": {"name": "ctr"}, "pytB": {"name": "ctr"}}, 'linux.netDevices["pytB"].name'),
+    ({"pytA": {"name": "eth%s"}}, 'linux.netDevices["pytA"].name'),  # a template is one %d
+    ({"pytA": {"name": "e%d%d"}}, 'linux.netDevices["pytA"].name'),
 ])
 def test_bad_names_refused_before_anything(bundle, runtime, netns, devices, field):
     bundle.update(lambda c: c["linux"].update(netDevices=devices))
@@ -218,9 +221,62 @@ def test_name_taken_in_the_container_fails_cleanly(bundle, runtime, netns):
         p = pyrunc_in(netns, runtime, "create", "-b", bundle.path, cid)
         assert p.returncode == 1
         lines = p.stderr.strip().replace('\\"', '"').splitlines()
-        assert len(lines) == 1 and 'linux.netDevices["%s"]' % dev in lines[0] and " lo:" in lines[0], p.stderr
+        assert len(lines) == 1 and 'linux.netDevices["%s"].name: lo already exists' % dev in lines[0], p.stderr
         assert not os.path.exists(os.path.join(runtime.root, cid))
         rc, out = link_in(netns, dev)
         assert rc == 0 and MAC in out, out
+    finally:
+        pyrunc_in(netns, runtime, "delete", "--force", cid)
+
+
+def test_template_names_numbered_by_the_kernel(bundle, runtime, netns):
+    """The spec: a name ending in %d is a template, numbered by the kernel
+    inside the container's namespace; two devices share one here, so the
+    second clashes with the first's eth0 and becomes eth1.  Each is found
+    under its real name for its addresses and IFF_UP."""
+    a, b = new_dev(), new_dev()
+    add_dummy(netns, a, MAC)
+    add_dummy(netns, b, MAC2)
+    subprocess.run(["ip", "-n", netns, "addr", "add", "10.251.8.2/24", "dev", b], check=True)
+    bundle.update(lambda c: c["linux"].update(netDevices={a: {"name": "eth%d"}, b: {"name": "eth%d"}}))
+    bundle.set_args("sleep", "1000")
+    cid = "t" + uuid.uuid4().hex[:12]
+    try:
+        p = pyrunc_in(netns, runtime, "create", "-b", bundle.path, cid)
+        assert p.returncode == 0, p.stderr
+        for ifname, mac in (("eth0", MAC), ("eth1", MAC2)):
+            p = pyrunc_in(netns, runtime, "exec", cid, "cat",
+                          "/sys/class/net/%s/address" % ifname, "/sys/class/net/%s/flags" % ifname)
+            assert p.returncode == 0, p.stderr
+            got, flags = p.stdout.split()
+            assert got == mac and int(flags, 16) & 0x1, (ifname, p.stdout)  # IFF_UP
+        p = pyrunc_in(netns, runtime, "exec", cid, "ip", "addr", "show", "dev", "eth1")
+        assert "10.251.8.2/24" in p.stdout, p.stdout
+        p = pyrunc_in(netns, runtime, "exec", cid, "ls", "/sys/class/net")
+        assert sorted(p.stdout.split()) == ["eth0", "eth1", "lo"], p.stdout
+    finally:
+        pyrunc_in(netns, runtime, "delete", "--force", cid)
+
+
+def test_name_taken_by_a_template_fails_and_undoes(bundle, runtime, netns):
+    """Without %d a taken name is an error: the first device becomes eth0
+    (a template), the second asks for eth0 itself.  One line naming the
+    field; the first is given back under its host name, nothing is left."""
+    a, b = new_dev(), new_dev()
+    add_dummy(netns, a, MAC)
+    add_dummy(netns, b, MAC2)
+    bundle.update(lambda c: c["linux"].update(netDevices={a: {"name": "eth%d"}, b: {"name": "eth0"}}))
+    cid = "t" + uuid.uuid4().hex[:12]
+    try:
+        p = pyrunc_in(netns, runtime, "create", "-b", bundle.path, cid)
+        assert p.returncode == 1, (p.stdout, p.stderr)
+        lines = p.stderr.strip().replace('\\"', '"').splitlines()
+        assert len(lines) == 1, p.stderr
+        assert 'linux.netDevices["%s"].name: eth0 already exists' % b in lines[0], p.stderr
+        assert not os.path.exists(os.path.join(runtime.root, cid))
+        for dev, mac in ((a, MAC), (b, MAC2)):
+            rc, out = link_in(netns, dev)
+            assert rc == 0 and mac in out, (dev, out)
+        assert link_in(netns, "eth0")[0] != 0
     finally:
         pyrunc_in(netns, runtime, "delete", "--force", cid)
