@@ -7,7 +7,6 @@ owner; only a failed create moves back what it moved.
 pyroute2 is imported only here, and only when the config has netDevices."""
 import errno
 import os
-import uuid
 
 from .errors import ConfigError, PyruncError
 
@@ -86,7 +85,7 @@ def move_in(spec, fd, moved):
             # A template is numbered in the namespace that renames: move
             # under a unique interim name, then rename inside, where the
             # device is found by that name whatever ifindex it got.
-            first = "pyrunc" + uuid.uuid4().hex[:8] if is_template(name) else name
+            first = "pyrunc" + os.urandom(4).hex() if is_template(name) else name
             _move(ipr, fd, found[0], host_name, first, moved)
             _configure_inside(fd, host_name, moved[-1], name, addresses)
 
