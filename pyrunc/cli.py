@@ -403,15 +403,9 @@ def _owner_name(path):
         uid = os.stat(path).st_uid
     except OSError:
         return ""
-    try:
-        with open("/etc/passwd", "rb") as f:
-            for line in f:
-                parts = line.split(b":")
-                if len(parts) > 2 and parts[2] == str(uid).encode():
-                    return parts[0].decode(errors="replace")
-    except OSError:
-        pass
-    return "#%d" % uid
+    from .passwd import entry_for_uid
+    entry = entry_for_uid(uid)
+    return entry[0] if entry else "#%d" % uid
 
 
 def format_table(rows):

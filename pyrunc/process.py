@@ -26,6 +26,7 @@ import os
 
 from . import linux
 from .errors import ExecError, PyruncError
+from .passwd import entry_for_uid  # used after pivot_root: imported now
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -395,15 +396,8 @@ def build_env(proc):
 
 
 def home_of(uid):
-    try:
-        with open("/etc/passwd", "rb") as f:
-            for line in f:
-                parts = line.decode(errors="replace").rstrip("\n").split(":")
-                if len(parts) >= 6 and parts[2] == str(uid):
-                    return parts[5] or "/"
-    except OSError:
-        pass
-    return "/"
+    entry = entry_for_uid(uid)
+    return (entry[5] if entry else "") or "/"
 
 
 def find_executable(name, path_env, cwd):
