@@ -146,3 +146,34 @@ def test_rootless_seccomp_notify_on_sendmsg_is_refused(test_user, tmp_path):
     assert p.returncode != 0
     assert "syscalls[0].names: SCMP_ACT_NOTIFY cannot be used for sendmsg by an unprivileged runtime" in p.stderr
     assert os.listdir(rl.xdg) == []
+
+
+def test_rootless_exec_seccomp_notify_reaches_the_listener(test_user, tmp_path):
+    """`exec` by an unprivileged runtime: the exec'd process sends its own
+    notify fd over a socket pair; the agent fails its mkdir with EXDEV."""
+    import errno
+
+    from test_seccomp_container import EXDEV_TEXT, Agent
+
+    rl = RootlessSetup(test_user, tmp_path)
+    path = str(rl.base / "agent.sock")
+    agent = Agent(path, lambda n: ("error", errno.EXDEV), connections=2)
+    os.chmod(path, 0o777)
+
+    def cfg(c):
+        c["process"]["args"] = ["sleep", "60"]
+        c["root"]["readonly"] = False
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path,
+                                 "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    rl.update(cfg)
+    try:
+        p = rl.pyrunc("run", "-d", "-b", str(rl.bundle), "rl3")
+        assert p.returncode == 0, p.stderr
+        q = rl.pyrunc("exec", "rl3", "sh", "-c", "mkdir /tmp/e; echo rc=$?")
+    finally:
+        rl.pyrunc("delete", "--force", "rl3")
+        agent.stop()
+    assert not agent.errors, agent.errors
+    assert "rc=1" in q.stdout and EXDEV_TEXT in q.stderr, (q.stdout, q.stderr)
+    assert [st["state"]["status"] for st in agent.states] == ["creating", "running"]
+    assert not os.path.exists(rl.bundle / "rootfs" / "tmp" / "e")
