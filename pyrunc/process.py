@@ -112,18 +112,28 @@ def stage1_main(ctx, sync):
         for fd in ctx.close_fds or ():
             os.close(fd)  # e.g. the state dir lock: the verbs after create need it
         plan = ctx.plan
+        unprivileged = os.geteuid() != 0  # asked before entering a user namespace
         if plan.new_user:
             linux.unshare(linux.CLONE_NEWUSER)
             sync.send("U")
         sync.expect("G")  # id maps written, cgroups joined
-        linux.set_dumpable(False)  # (already so unless the runtime is unprivileged)
         from .namespaces import join_all, write_time_offsets
 
-        join_all(ctx.join_fds)
         flags = plan.new_flags & ~linux.CLONE_NEWUSER
+        time_early = unprivileged and plan.new_user and "time" in plan.new_types
+        if time_early:
+            # Unprivileged, a non-dumpable process's /proc/self/* belongs to
+            # the host's root, which we are not: the offsets go in while we
+            # are still dumpable, holding nothing but our own new user
+            # namespace (none joined yet), which owns the time namespace.
+            linux.unshare(linux.CLONE_NEWTIME)
+            write_time_offsets(ctx.spec.linux.time_offsets)
+            flags &= ~linux.CLONE_NEWTIME
+        linux.set_dumpable(False)  # (already so unless the runtime is unprivileged)
+        join_all(ctx.join_fds)
         if flags:
             linux.unshare(flags)
-        if "time" in plan.new_types:
+        if "time" in plan.new_types and not time_early:
             # Before the switch to the namespace's root: we are not dumpable,
             # so /proc/self/* belongs to the host's root -- still our fsuid.
             write_time_offsets(ctx.spec.linux.time_offsets)

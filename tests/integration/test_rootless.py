@@ -177,3 +177,33 @@ def test_rootless_exec_seccomp_notify_reaches_the_listener(test_user, tmp_path):
     assert "rc=1" in q.stdout and EXDEV_TEXT in q.stderr, (q.stdout, q.stderr)
     assert [st["state"]["status"] for st in agent.states] == ["creating", "running"]
     assert not os.path.exists(rl.bundle / "rootfs" / "tmp" / "e")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/ns/time"), reason="kernel without time namespaces")
+def test_rootless_time_namespace_offsets(test_user, tmp_path):
+    """An unprivileged runtime makes user + time namespaces together; the
+    offsets are seen from inside (/proc/uptime is boottime-based), by the
+    init and by an exec'd process."""
+    rl = RootlessSetup(test_user, tmp_path)
+    day = 86400 * 30
+    script = "cat /proc/uptime; cat /proc/self/timens_offsets"
+
+    def cfg(c):
+        c["linux"]["namespaces"].append({"type": "time"})
+        c["linux"]["timeOffsets"] = {"boottime": {"secs": day}, "monotonic": {"secs": day}}
+        c["process"]["args"] = ["sh", "-c", script + "; exec sleep 60"]
+    rl.update(cfg)
+    with open("/proc/uptime") as f:
+        host_uptime = float(f.read().split()[0])
+    try:
+        p = rl.pyrunc("run", "-d", "-b", str(rl.bundle), "rl4")
+        assert p.returncode == 0, p.stderr
+        q = rl.pyrunc("exec", "rl4", "sh", "-c", script)
+    finally:
+        rl.pyrunc("delete", "--force", "rl4")
+    assert q.returncode == 0, q.stderr
+    lines = q.stdout.splitlines()
+    inside = float(lines[0].split()[0])
+    assert day <= inside - host_uptime < day + 60, (inside, host_uptime)
+    offsets = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert offsets == {"monotonic": str(day), "boottime": str(day)}, lines
