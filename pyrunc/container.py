@@ -375,6 +375,8 @@ def check_bundle_spec(spec, plan):
         from .idmap import check as check_idmapped_mounts
 
         check_idmapped_mounts(spec, plan)
+    if spec.linux.seccomp_doc is not None and os.geteuid() != 0:
+        spec.linux.seccomp.check_notify_sent_by_process()
     if spec.linux.time_offsets and "time" not in plan.new_types:
         raise ConfigError("linux.timeOffsets: requires a new time namespace")
     for key in spec.linux.sysctl:

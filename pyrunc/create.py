@@ -62,6 +62,7 @@ def create_container(cls, cid, bundle, root, opts):
         from .console import console_channel
 
     console_fd = console_channel(spec.process, opts)
+    notify_fds = notify_channel(spec)
     join_fds = plan.open_join_fds()
     idmapped = {}
 
@@ -90,7 +91,7 @@ def create_container(cls, cid, bundle, root, opts):
 
             idmapped = make_trees(spec)  # with the host's privileges, before the fork
         _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made,
-               console_fd=console_fd, listen_fds=listen_fds, idmapped=idmapped)
+               console_fd=console_fd, listen_fds=listen_fds, idmapped=idmapped, notify_fds=notify_fds)
         container.record["status"] = CREATED
         container.save()
         if opts.pid_file:
@@ -105,7 +106,8 @@ def create_container(cls, cid, bundle, root, opts):
         raise
     finally:
         made.close_net()
-        for fd in [fd for _, fd in join_fds] + list(idmapped.values()) + ([console_fd] if console_fd is not None else []):
+        for fd in ([fd for _, fd in join_fds] + list(idmapped.values()) + list(notify_fds)
+                   + ([console_fd] if console_fd is not None else [])):
             try:
                 os.close(fd)
             except OSError:
@@ -129,6 +131,17 @@ def host_id(mappings, cid):
 
 def _no_console(process, opts):
     return None
+
+
+def notify_channel(spec):
+    """(runtime end, init end) of a socket pair for the seccomp notify fd,
+    or ().  An unprivileged runtime may not pidfd_getfd its non-dumpable
+    init (root does, as runc): the init sends the fd itself."""
+    if os.geteuid() == 0 or spec.linux.seccomp_doc is None or not spec.linux.seccomp.uses_notify:
+        return ()
+    from .process import notify_socketpair
+
+    return notify_socketpair()
 
 
 def write_pid_file(path, pid):
@@ -225,9 +238,10 @@ class _Undo:
 
 
 def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=None, listen_fds=0,
-           idmapped=None):
+           idmapped=None, notify_fds=()):
     from .process import InitContext, stage1_main
 
+    notify_ours, notify_theirs = notify_fds or (None, None)
     fifo_fd = os.open(container.dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     ctx = InitContext(spec=spec, rootfs=rootfs, plan=plan, join_fds=join_fds,
                       fifo_fd=fifo_fd, no_pivot=opts.no_pivot,
@@ -235,7 +249,8 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
                       preserve_fds=listen_fds + (opts.preserve_fds or 0), listen_fds=listen_fds,
                       console_fd=console_fd,
                       cgroup_manager=mgr, container_id=container.id, idmapped=idmapped,
-                      close_fds=[container.dir._lock_fd])
+                      notify_sock=notify_theirs,
+                      close_fds=[container.dir._lock_fd] + ([notify_ours] if notify_fds else []))
     p2c_r, p2c_w = os.pipe()
     c2p_r, c2p_w = os.pipe()
     # The runtime must not be dumpable (ptrace-able, /proc/pid/exe readable)
@@ -273,7 +288,7 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
         raise
     finally:
         _reap(pid)
-    _finish_spawn(container, spec, sync, made, init_pid)
+    _finish_spawn(container, spec, sync, made, init_pid, notify_ours)
 
 
 def _init_can_be_forked_directly(plan):
@@ -318,7 +333,7 @@ def _fork_child(fork, child_main, ctx, fifo_fd, pipes):
     return pid, Sync(c2p_r, p2c_w)
 
 
-def _finish_spawn(container, spec, sync, made, init_pid):
+def _finish_spawn(container, spec, sync, made, init_pid, notify_sock=None):
     container.record["pid"] = init_pid
     container.record["init_start"] = start = _start_time_or_fail(init_pid)
     made.pids.append((init_pid, start))
@@ -335,7 +350,8 @@ def _finish_spawn(container, spec, sync, made, init_pid):
     sync.send("S", dumps(container.hook_state("creating")))
     tag, payload = sync.recv()
     if tag == "N":
-        _seccomp_to_listener(spec, sync, init_pid, int(payload), container.hook_state("creating"))
+        fd = _take_notify_fd(init_pid, payload, notify_sock)
+        _seccomp_to_listener(spec, sync, fd, container.hook_state("creating"))
         tag, payload = sync.recv()
     if tag != "R":
         _unexpected(tag, payload)
@@ -357,13 +373,26 @@ def _move_net_devices(spec, made, init_pid):
     move_in(spec, made.net[0], made.net[1])
 
 
-def _seccomp_to_listener(spec, sync, pid, child_fd, state):
-    """The init loaded a notify filter: copy its fd, let it go on, hand the
-    fd to linux.seccomp.listenerPath with the container state (runc's order)."""
-    from .security.seccomp import fetch_fd, send_to_listener
+def _take_notify_fd(pid, payload, sock):
+    """The init loaded a notify filter: our copy of its fd, taken with
+    pidfd_getfd (`payload` is its number) or received on `sock` (sent by
+    the init before it said so)."""
+    from .security.seccomp import fetch_fd, recv_fd
+
+    if sock is None:
+        return fetch_fd(pid, int(payload))
+    fd, _ = recv_fd(sock)
+    if fd is None:
+        raise PyruncError("container init did not send its seccomp notify fd")
+    return fd
+
+
+def _seccomp_to_listener(spec, sync, fd, state):
+    """Let the init go on, hand its notify fd (closed here) to
+    linux.seccomp.listenerPath with the container state (runc's order)."""
+    from .security.seccomp import send_to_listener
 
     sec = spec.linux.seccomp
-    fd = fetch_fd(pid, child_fd)
     try:
         sync.send("n")
         send_to_listener(fd, sec.listener_path, state, sec.listener_metadata)

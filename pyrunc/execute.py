@@ -46,7 +46,7 @@ class ExecContext:
 
     __slots__ = ("proc", "linux_spec", "ns_fds", "console_fd", "preserve_fds",
                  "container_id", "no_new_keyring", "seccomp", "runtime_identity",
-                 "notify_w", "ack_r", "cgroup_self")
+                 "notify_w", "notify_sends_fd", "ack_r", "cgroup_self")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -331,7 +331,7 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
     st_r, st_w = os.pipe()
     notify_r = ack_w = -1
     if listener is not None:
-        notify_r, ctx.notify_w = os.pipe()
+        notify_r, ctx.notify_w = _notify_channel(ctx)
         ctx.ack_r, ack_w = os.pipe()
     if cgroup_dirs is None and mgr is not None:
         ctx.cgroup_self = mgr  # the middle joins itself: cheaper (V1Manager.join_self)
@@ -380,7 +380,7 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
                 _reap(pid)  # the middle
             sync.close()
         if listener is not None:
-            _seccomp_to_listener(listener, gpid, notify_r, ack_w)
+            _seccomp_to_listener(listener, gpid, notify_r, ack_w, ctx.notify_sends_fd)
         failure = _read_to_eof(st_r)
     finally:
         os.close(st_r)
@@ -397,22 +397,44 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
     return gpid
 
 
-def _seccomp_to_listener(listener, gpid, notify_r, ack_w):
-    """The process loaded a notify filter and wrote its fd number: copy the
-    fd, let the process go on, send it to the agent (runc's order).  EOF
-    instead: the process failed before; its status pipe says why."""
-    data = _read_to_eof_or_line(notify_r)
-    if not data:
+def _notify_channel(ctx):
+    """(our end, the process's end) of the channel for its seccomp notify
+    fd: a pipe for the fd's number, which we copy with pidfd_getfd (runc's
+    way); unprivileged, where pidfd_getfd on the non-dumpable process is
+    refused, a socket pair it sends the fd itself over."""
+    ctx.notify_sends_fd = os.geteuid() != 0
+    if not ctx.notify_sends_fd:
+        return os.pipe()
+    from .process import notify_socketpair
+
+    return notify_socketpair()
+
+
+def _seccomp_to_listener(listener, gpid, notify_r, ack_w, sent):
+    """The process loaded a notify filter and wrote its fd number (or
+    `sent` the fd itself): take the fd, let the process go on, send it to
+    the agent (runc's order).  EOF instead: the process failed before; its
+    status pipe says why."""
+    fd = _take_notify_fd(gpid, notify_r, sent)
+    if fd is None:
         return
-    from .security.seccomp import fetch_fd, send_to_listener
+    from .security.seccomp import send_to_listener
 
     sec, c = listener
-    fd = fetch_fd(gpid, int(data))
     try:
         os.write(ack_w, b"g")
         send_to_listener(fd, sec.listener_path, c.hook_state("running"), sec.listener_metadata, pid=gpid)
     finally:
         os.close(fd)
+
+
+def _take_notify_fd(gpid, notify_r, sent):
+    from .security.seccomp import fetch_fd, recv_fd
+
+    if sent:
+        return recv_fd(notify_r)[0]
+    data = _read_to_eof_or_line(notify_r)
+    return fetch_fd(gpid, int(data)) if data else None
 
 
 def _read_to_eof_or_line(fd):
@@ -572,7 +594,12 @@ def process_main(ctx, st_w):
         if ctx.seccomp is not None and ctx.seccomp.notify:
             # still privileged: load now and hand the fd to the runtime
             fd = ctx.seccomp.load()
-            os.write(ctx.notify_w, b"%d\n" % fd)
+            if ctx.notify_sends_fd:
+                from .process import send_notify_fd
+
+                send_notify_fd(ctx.notify_w, fd)
+            else:
+                os.write(ctx.notify_w, b"%d\n" % fd)
             os.read(ctx.ack_r, 1)
             os.close(fd)
             ctx.seccomp = None

@@ -86,7 +86,7 @@ class InitContext:
 
     __slots__ = ("spec", "rootfs", "plan", "join_fds", "fifo_fd", "no_pivot",
                  "no_new_keyring", "preserve_fds", "cgroup_manager", "console_fd",
-                 "container_id", "close_fds", "listen_fds", "idmapped")
+                 "container_id", "close_fds", "listen_fds", "idmapped", "notify_sock")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -113,18 +113,28 @@ def stage1_main(ctx, sync):
         for fd in ctx.close_fds or ():
             os.close(fd)  # e.g. the state dir lock: the verbs after create need it
         plan = ctx.plan
+        unprivileged = os.geteuid() != 0  # asked before entering a user namespace
         if plan.new_user:
             linux.unshare(linux.CLONE_NEWUSER)
             sync.send("U")
         sync.expect("G")  # id maps written, cgroups joined
-        linux.set_dumpable(False)  # (already so unless the runtime is unprivileged)
         from .namespaces import join_all, write_time_offsets
 
-        join_all(ctx.join_fds)
         flags = plan.new_flags & ~linux.CLONE_NEWUSER
+        time_early = unprivileged and plan.new_user and "time" in plan.new_types
+        if time_early:
+            # Unprivileged, a non-dumpable process's /proc/self/* belongs to
+            # the host's root, which we are not: the offsets go in while we
+            # are still dumpable, holding nothing but our own new user
+            # namespace (none joined yet), which owns the time namespace.
+            linux.unshare(linux.CLONE_NEWTIME)
+            write_time_offsets(ctx.spec.linux.time_offsets)
+            flags &= ~linux.CLONE_NEWTIME
+        linux.set_dumpable(False)  # (already so unless the runtime is unprivileged)
+        join_all(ctx.join_fds)
         if flags:
             linux.unshare(flags)
-        if "time" in plan.new_types:
+        if "time" in plan.new_types and not time_early:
             # Before the switch to the namespace's root: we are not dumpable,
             # so /proc/self/* belongs to the host's root -- still our fsuid.
             write_time_offsets(ctx.spec.linux.time_offsets)
@@ -238,7 +248,7 @@ def init_main(ctx, sync):
         exe = find_executable(proc.args[0], env.get("PATH"), proc.cwd)
         refuse_runtime_binary(exe, runtime_identity, proc.args[0])
         if seccomp is not None and seccomp.notify:
-            hand_over_notify_fd(seccomp, sync)
+            hand_over_notify_fd(seccomp, sync, ctx.notify_sock)
             seccomp = None
         sync.send("R")
         if sync.recv()[0] != "C":
@@ -330,16 +340,46 @@ def compile_seccomp(linux_spec):
     return Seccomp.from_dict(doc).compile()
 
 
-def hand_over_notify_fd(seccomp, sync):
+def hand_over_notify_fd(seccomp, sync, sock=None):
     """A filter with SCMP_ACT_NOTIFY goes in while the runtime still
     listens (runc's order): the runtime copies the notify fd with
-    pidfd_getfd and sends it to the agent.  The init is still privileged
-    here, so no_new_privs is not needed yet; every syscall the init makes
-    from now on is under the filter (runc: NOTIFY on write is refused)."""
+    pidfd_getfd and sends it to the agent.  An unprivileged runtime may not
+    pidfd_getfd its non-dumpable init: then the init sends the fd itself
+    over `sock`, a socket pair from the runtime.  The init is still
+    privileged here, so no_new_privs is not needed yet; every syscall the
+    init makes from now on is under the filter (runc: NOTIFY on write is
+    refused; with `sock`, on sendmsg too)."""
     fd = seccomp.load()
-    sync.send("N", str(fd))
+    if sock is None:
+        sync.send("N", str(fd))
+    else:
+        send_notify_fd(sock, fd)
+        sync.send("N")  # the fd is on the socket before the runtime looks
     sync.expect("n")
     os.close(fd)
+
+
+def notify_socketpair():
+    """(runtime end, container end) for a container process to send its
+    seccomp notify fd over (send_notify_fd)."""
+    import _socket
+
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    return a.detach(), b.detach()
+
+
+def send_notify_fd(sock, fd):
+    """One SCM_RIGHTS message with `fd` on the connected unix socket `sock`
+    (not closed).  `_socket` is built in: usable after pivot_root."""
+    import sys
+
+    import _socket
+
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, sock)
+    try:
+        s.sendmsg([b"N"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+    finally:
+        s.detach()
 
 
 def sync_state_doc(sync):

@@ -213,6 +213,15 @@ class Seccomp:
     def uses_notify(self):
         return any(r.action == "SCMP_ACT_NOTIFY" for r in self.syscalls)
 
+    def check_notify_sent_by_process(self):
+        """An unprivileged runtime cannot pidfd_getfd the notify fd: the
+        process sends it with sendmsg after loading the filter, so NOTIFY on
+        sendmsg would wait for an agent that has no fd yet."""
+        for rule in self.syscalls:
+            if rule.action == "SCMP_ACT_NOTIFY" and "sendmsg" in rule.names:
+                raise ConfigError("%s.names: SCMP_ACT_NOTIFY cannot be used for sendmsg by an unprivileged "
+                                  "runtime (the notify fd is handed over with it)" % rule.where)
+
     def default_value(self):
         return action_value(self.default_action, self.default_errno_ret)
 
