@@ -45,6 +45,8 @@ ffi.cdef(
                              int32_t nice, uint32_t priority,
                              uint64_t runtime, uint64_t deadline,
                              uint64_t period);
+    long pyrunc_set_mempolicy(int mode, const unsigned long *nodemask,
+                              unsigned long maxnode);
     """
 )
 
@@ -213,6 +215,12 @@ ffi.set_source(
         struct pyrunc_sched_attr a = { sizeof a, policy, flags, nice, priority,
                                        runtime, deadline, period };
         return (int)syscall(SYS_sched_setattr, pid, &a, 0);
+    }
+
+    static long pyrunc_set_mempolicy(int mode, const unsigned long *nodemask,
+                                     unsigned long maxnode)
+    {
+        return syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
     }
     """,
 )

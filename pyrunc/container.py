@@ -243,6 +243,10 @@ class Container:
                 remove_recorded(self.record["cgroup"])  # no manager needed to rmdir
             except OSError as e:
                 _log().warning("removing cgroup: %s" % e)
+        if self.record.get("intel_rdt"):
+            from .intelrdt import remove_recorded as remove_rdt
+
+            remove_rdt(self.record["intel_rdt"], _log().warning)
         # Also for a create that died half-way (SIGKILL): its createRuntime
         # hooks may have set things up (a network lease) that poststop undoes.
         if hooks:
@@ -354,8 +358,10 @@ def check_bundle_spec(spec, plan):
     from .security import process_attrs
 
     process_attrs.check(spec.process, spec.linux)
-    if spec.linux.intel_rdt is not None and not os.path.isdir("/sys/fs/resctrl/info"):
-        raise ConfigError("linux.intelRdt: Intel RDT is not available on this host (resctrl is not mounted)")
+    if spec.linux.intel_rdt is not None:
+        from .intelrdt import check as check_intel_rdt
+
+        check_intel_rdt(spec.linux.intel_rdt)
     if spec.process.capabilities is not None:
         from .security.capabilities import check, check_within_bounding
 

@@ -86,6 +86,8 @@ def create_container(cls, cid, bundle, root, opts):
             made.cgroup = mgr
             container.record["cgroup"] = mgr.to_dict()
         container.save()
+        if spec.linux.intel_rdt is not None:
+            _make_rdt_group(spec, container)
         if any(m.idmapped for m in spec.mounts):
             from .idmap import make_trees
 
@@ -165,6 +167,18 @@ def _make_cgroup(spec, cid, opts):
     return mgr
 
 
+def _make_rdt_group(spec, container):
+    """The resctrl groups, each recorded in state.json as soon as it is
+    made: delete (or this create's undo) removes exactly those."""
+    from .intelrdt import prepare
+
+    def record(group):
+        container.record["intel_rdt"] = group.to_dict()
+        container.save()
+
+    record(prepare(spec.linux.intel_rdt, container.id, record))
+
+
 def container_resources(spec):
     """linux.resources with runc's device rules: the config's rules, an
     allow rule for each linux.devices node, then runc's default allow-list
@@ -226,6 +240,12 @@ class _Undo:
                 self.cgroup.destroy()
             except OSError:
                 pass
+        rdt = (container.record or {}).get("intel_rdt")
+        if rdt:
+            from .intelrdt import remove_recorded
+            from .log import logger
+
+            remove_recorded(rdt, logger().warning)
         if self.hooks_ran:
             # The spec's failure path continues with delete, poststop included:
             # what createRuntime hooks set up (a network lease) is undone.
@@ -340,6 +360,10 @@ def _finish_spawn(container, spec, sync, made, init_pid, notify_sock=None):
     container.save()
 
     sync.expect("H")
+    if spec.linux.intel_rdt is not None:
+        from .intelrdt import Group, add_pid
+
+        add_pid(Group.from_dict(container.record["intel_rdt"]), init_pid)
     if spec.linux.net_devices:
         _move_net_devices(spec, made, init_pid)
     made.hooks_ran = True

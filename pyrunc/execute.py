@@ -603,6 +603,10 @@ def process_main(ctx, st_w):
             os.read(ctx.ack_r, 1)
             os.close(fd)
             ctx.seccomp = None
+        if ctx.linux_spec is not None and ctx.linux_spec.memory_policy is not None:
+            from .security.process_attrs import apply_memory_policy
+
+            apply_memory_policy(ctx.linux_spec.memory_policy)
         exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=st_w, linux_spec=ctx.linux_spec,
                      seccomp=ctx.seccomp)
     except BaseException as e:  # noqa: B902

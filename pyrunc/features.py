@@ -20,7 +20,7 @@ def features():
             "cgroup": _cgroup_features(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
-            "intelRdt": {"enabled": False},
+            "intelRdt": {"enabled": True},
             "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": True},
         },

@@ -220,3 +220,14 @@ def ioprio_set(which, who, ioprio):
 
 def sched_setattr(pid, policy, flags=0, nice=0, priority=0, runtime=0, deadline=0, period=0):
     _check(lib.pyrunc_sched_setattr(pid, policy, flags, nice, priority, runtime, deadline, period))
+
+
+def set_mempolicy(mode, node_words):
+    """set_mempolicy(2) for the calling thread; node_words: the nodemask as
+    64-bit words (an empty list: no nodemask)."""
+    if not node_words:
+        _check(lib.pyrunc_set_mempolicy(mode, ffi.NULL, 0))
+        return
+    mask = ffi.new("unsigned long[]", node_words)
+    # The kernel reads maxnode - 1 bits (a historical off-by-one).
+    _check(lib.pyrunc_set_mempolicy(mode, mask, len(node_words) * 64 + 1))

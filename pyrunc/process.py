@@ -250,6 +250,11 @@ def init_main(ctx, sync):
         if seccomp is not None and seccomp.notify:
             hand_over_notify_fd(seccomp, sync, ctx.notify_sock)
             seccomp = None
+        if spec.linux.memory_policy is not None:
+            # Here, not at execve: a policy the kernel refuses fails create (as runc).
+            from .security.process_attrs import apply_memory_policy
+
+            apply_memory_policy(spec.linux.memory_policy)
         sync.send("R")
         if sync.recv()[0] != "C":
             os._exit(1)  # the runtime died before committing the state

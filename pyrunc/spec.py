@@ -246,6 +246,26 @@ class Personality(_Node):
         self.flags = d.get("flags") or []
 
 
+class IntelRdt(_Node):
+    __slots__ = ("clos_id", "l3_cache_schema", "mem_bw_schema", "schemata", "enable_monitoring")
+
+    def __init__(self, d):
+        self.clos_id = d.get("closID")
+        self.l3_cache_schema = d.get("l3CacheSchema")
+        self.mem_bw_schema = d.get("memBwSchema")
+        self.schemata = d.get("schemata") or []
+        self.enable_monitoring = d.get("enableMonitoring", False)
+
+
+class MemoryPolicy(_Node):
+    __slots__ = ("mode", "nodes", "flags")
+
+    def __init__(self, d):
+        self.mode = d.get("mode")  # required by the spec, not by its schema: checked by pyrunc.mempolicy
+        self.nodes = d.get("nodes")
+        self.flags = d.get("flags") or []
+
+
 class Linux(_Node):
     __slots__ = (
         "namespaces", "uid_mappings", "gid_mappings", "time_offsets",
@@ -269,10 +289,12 @@ class Linux(_Node):
         self.masked_paths = d.get("maskedPaths") or []
         self.readonly_paths = d.get("readonlyPaths") or []
         self.mount_label = d.get("mountLabel")
-        self.intel_rdt = d.get("intelRdt")
+        rdt = d.get("intelRdt")
+        self.intel_rdt = IntelRdt(rdt) if rdt is not None else None
         p = d.get("personality")
         self.personality = Personality(p) if p else None
-        self.memory_policy = d.get("memoryPolicy")
+        mp = d.get("memoryPolicy")
+        self.memory_policy = MemoryPolicy(mp) if mp is not None else None
 
     def namespace(self, ns_type):
         for ns in self.namespaces:

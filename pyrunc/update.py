@@ -11,7 +11,8 @@ def update_cli(g, ns):
     from .jsonio import loads
 
     if ns.l3_cache_schema or ns.mem_bw_schema:
-        raise NotSupported("intelRdt is not supported on this host (resctrl not mounted)")
+        # create applies linux.intelRdt; changing a running container's schemata is not done
+        raise NotSupported("--l3-cache-schema/--mem-bw-schema: updating intelRdt is not supported by pyrunc")
     c = Container.load(ns.args[0], g.root)
     if c.status() == STOPPED:
         raise PyruncError("container not running")
