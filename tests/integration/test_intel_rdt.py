@@ -22,7 +22,7 @@ import pytest
 
 from conftest import needs_root
 
-pytestmark = [needs_root, pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")]
+pytestmark = [needs_root, pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="/dev/fuse is missing: the resctrl stand-in needs FUSE (this host has no Intel RDT, so the kernel's resctrl cannot be mounted)")]
 
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resctrl_standin.py")
 
