@@ -46,7 +46,7 @@ class ExecContext:
 
     __slots__ = ("proc", "linux_spec", "ns_fds", "console_fd", "preserve_fds",
                  "container_id", "no_new_keyring", "seccomp", "runtime_identity",
-                 "notify_w", "notify_sends_fd", "ack_r", "cgroup_self")
+                 "notify_w", "notify_sends_fd", "ack_r", "cgroup_self", "rdt_group")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -186,7 +186,7 @@ def execute(c, doc, opts):
     ours = None
     ctx = ExecContext(proc=proc, linux_spec=spec.linux if spec else None, ns_fds=ns_fds,
                       preserve_fds=opts.preserve_fds, container_id=c.id,
-                      no_new_keyring=opts.no_new_keyring)
+                      no_new_keyring=opts.no_new_keyring, rdt_group=c.record.get("intel_rdt"))
     try:
         if proc.terminal:
             from .console import connect_socket, socket_pair
@@ -366,6 +366,8 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
         try:
             if ctx.cgroup_self is None:
                 join_cgroups(pid, mgr, cgroup_dirs)
+            if ctx.rdt_group:
+                join_rdt_group(pid, ctx.rdt_group)
             sync.send("G")
             gpid = pid if direct else int(sync.expect("P"))
         except BaseException:
@@ -448,6 +450,14 @@ def _read_to_eof_or_line(fd):
             break
         data += chunk
     return data.strip()
+
+
+def join_rdt_group(pid, record):
+    """The container's resctrl group(s), as its init (runc does the same):
+    a task forked later (the middle's child) inherits the group."""
+    from .intelrdt import Group, add_pid
+
+    add_pid(Group.from_dict(record), pid)
 
 
 def join_cgroups(pid, mgr, dirs):

@@ -84,6 +84,24 @@ def test_group_named_after_the_container(bundle, runtime):
     assert groups(steps[3]["tree"]) == []  # delete removed the group it made, MON group with it
 
 
+def test_exec_process_joins_the_group(bundle, runtime, tmp_path):
+    """exec'd processes share the container's resctrl group (as runc): the
+    exec'd process's host pid (its --pid-file) is in the group's tasks."""
+    set_rdt(bundle, {"l3CacheSchema": "L3:0=f0", "enableMonitoring": True}, "sleep", "1000")
+    cid = runtime.new_id()
+    pid_file = tmp_path / "exec.pid"
+    steps, _ = in_standin([
+        pyrunc(runtime, "run", "-d", "-b", bundle.path, cid),
+        pyrunc(runtime, "exec", "-d", "--pid-file", str(pid_file), cid, "sleep", "999")
+        + " && cat " + shlex.quote(str(pid_file)),
+        pyrunc(runtime, "delete", "--force", cid),
+    ])
+    assert [s["rc"] for s in steps] == [0, 0, 0], steps
+    exec_pid = int(steps[1]["stdout"].strip())
+    assert exec_pid in tasks(steps[1]["tree"], cid)
+    assert exec_pid in tasks(steps[1]["tree"], "%s/mon_groups/%s" % (cid, cid))
+
+
 def test_existing_clos_id_is_joined_and_kept(bundle, runtime):
     # "0f0" reads back as "f0": the same schema.
     set_rdt(bundle, {"closID": "shared", "l3CacheSchema": "L3:0=0f0", "enableMonitoring": True})
