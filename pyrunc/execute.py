@@ -577,6 +577,8 @@ def preload(ctx):
     proc = ctx.proc
     if proc.apparmor_profile or proc.selinux_label:
         from .security import lsm  # noqa: F401
+    if ctx.notify_sends_fd:
+        import _socket  # noqa: F401  (send_notify_fd after setns(mnt))
     if proc.terminal:
         import fcntl  # noqa: F401
 

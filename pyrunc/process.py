@@ -318,6 +318,8 @@ def preload_modules(spec):
     from .security import capabilities, process_attrs  # noqa: F401
     if spec.process.apparmor_profile or spec.process.selinux_label:
         from .security import lsm  # noqa: F401
+    if spec.linux.seccomp_doc is not None and os.geteuid() != 0:
+        import _socket  # noqa: F401  (send_notify_fd; built in on Debian, not everywhere)
     if spec.hooks.get("startContainer"):
         import select  # noqa: F401  (hooks.run_one; an extension module outside Debian's python)
 
