@@ -603,6 +603,11 @@ def process_main(ctx, st_w):
         env = build_env(proc)
         exe = find_executable(proc.args[0], env.get("PATH"), proc.cwd)
         refuse_runtime_binary(exe, ctx.runtime_identity, proc.args[0])
+        if ctx.linux_spec is not None and ctx.linux_spec.memory_policy is not None:
+            # before any seccomp filter, which may refuse set_mempolicy
+            from .security.process_attrs import apply_memory_policy
+
+            apply_memory_policy(ctx.linux_spec.memory_policy)
         if ctx.seccomp is not None and ctx.seccomp.notify:
             # still privileged: load now and hand the fd to the runtime
             fd = ctx.seccomp.load()
@@ -615,10 +620,6 @@ def process_main(ctx, st_w):
             os.read(ctx.ack_r, 1)
             os.close(fd)
             ctx.seccomp = None
-        if ctx.linux_spec is not None and ctx.linux_spec.memory_policy is not None:
-            from .security.process_attrs import apply_memory_policy
-
-            apply_memory_policy(ctx.linux_spec.memory_policy)
         exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=st_w, linux_spec=ctx.linux_spec,
                      seccomp=ctx.seccomp)
     except BaseException as e:  # noqa: B902

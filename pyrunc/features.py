@@ -7,6 +7,7 @@ def features():
     from .hooks import FATAL_KINDS  # noqa: F401  (hooks module is the authority on kinds)
     from .rootfs import PROPAGATION_OPTIONS, REC_ATTR_OPTIONS, _FLAG_OPTIONS
     from .security.capabilities import known_caps
+    from .security.process_attrs import MPOL_FLAGS, MPOL_MODES
     from .spec import HOOK_KINDS, NAMESPACE_FLAGS
 
     doc = {
@@ -20,7 +21,8 @@ def features():
             "cgroup": _cgroup_features(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
-            "intelRdt": {"enabled": True},
+            "intelRdt": {"enabled": True, "schemata": True, "monitoring": True},
+            "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},
             "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": True},
         },

@@ -96,7 +96,15 @@ def prepare(rdt, container_id: str, record) -> Group:
             group.owned.append(group.path)  # only a group named after the container is ours to remove
             record(group)
         if lines:
-            _write(os.path.join(group.path, "schemata"), "".join(line + "\n" for _, line in lines))
+            try:
+                _write(os.path.join(group.path, "schemata"), "".join(line + "\n" for _, line in lines))
+            except PyruncError:
+                if rdt.clos_id is not None:
+                    # Made just now and refused its schema: not left for the
+                    # next create to find "with another schema".  (A group
+                    # named after the container is in owned: the undo has it.)
+                    _remove_quietly(group.path)
+                raise
     elif lines:
         _compare_schemata(group.path, lines, rdt.clos_id or container_id)
     if rdt.enable_monitoring:
@@ -106,6 +114,13 @@ def prepare(rdt, container_id: str, record) -> Group:
         group.owned.insert(0, group.mon_path)
         record(group)
     return group
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def _group_path(root: str, rdt, container_id: str) -> str:

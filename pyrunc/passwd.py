@@ -10,7 +10,7 @@ def entry_for_uid(uid, path="/etc/passwd"):
         with open(path, "rb") as f:
             for line in f:
                 parts = line.decode(errors="replace").rstrip("\n").split(":")
-                if len(parts) >= 7 and parts[2] == want:
+                if len(parts) >= 6 and parts[2] == want:
                     return parts
     except OSError:
         pass

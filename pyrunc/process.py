@@ -233,9 +233,10 @@ def init_main(ctx, sync):
             from .console import setup_console
 
             setup_console(ctx.console_fd, spec.process.console_size, mount_console=True)
-        # sysctls before readonlyPaths (usually /proc/sys) go read-only.
+        # sysctls before readonlyPaths (usually /proc/sys) go read-only,
+        # through the procfs this init mounted (pivot checked it is there).
         set_identity_names(spec, ctx.plan)
-        apply_sysctl(spec.linux.sysctl)
+        apply_sysctl(spec.linux.sysctl, builder.proc_handle())
         builder.finalize()
         if not ctx.no_new_keyring:
             join_new_keyring(ctx.container_id)
@@ -247,14 +248,15 @@ def init_main(ctx, sync):
             env["LISTEN_PID"] = "1"
         exe = find_executable(proc.args[0], env.get("PATH"), proc.cwd)
         refuse_runtime_binary(exe, runtime_identity, proc.args[0])
-        if seccomp is not None and seccomp.notify:
-            hand_over_notify_fd(seccomp, sync, ctx.notify_sock)
-            seccomp = None
         if spec.linux.memory_policy is not None:
-            # Here, not at execve: a policy the kernel refuses fails create (as runc).
+            # Here, not at execve: a policy the kernel refuses fails create
+            # (as runc); before any seccomp filter, which may refuse it.
             from .security.process_attrs import apply_memory_policy
 
             apply_memory_policy(spec.linux.memory_policy)
+        if seccomp is not None and seccomp.notify:
+            hand_over_notify_fd(seccomp, sync, ctx.notify_sock)
+            seccomp = None
         sync.send("R")
         if sync.recv()[0] != "C":
             os._exit(1)  # the runtime died before committing the state
@@ -407,11 +409,17 @@ def set_identity_names(spec, plan):
         linux.setdomainname(spec.domainname)
 
 
-def apply_sysctl(sysctl):
+def apply_sysctl(sysctl, proc_fd=-1):
+    """Each key written under proc_fd's sys/ (a procfs handle) when there is
+    one, never through a symlink; else by the name /proc/sys."""
     for key, value in sysctl.items():
-        path = "/proc/sys/" + key.replace(".", "/")
+        rel = "sys/" + key.replace(".", "/")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            if proc_fd >= 0:
+                fd = linux.openat2(proc_fd, rel, os.O_WRONLY,
+                                   linux.RESOLVE_BENEATH | linux.RESOLVE_NO_SYMLINKS)
+            else:
+                fd = os.open("/proc/" + rel, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError as e:
             raise PyruncError("linux.sysctl[%r]: %s" % (key, e.strerror)) from None
         try:

@@ -240,9 +240,7 @@ class RootfsBuilder:
 
     def mount_one(self, m, idmapped_tree=None):
         dest_key = _norm(m.destination)
-        stale = self.pinned.pop(dest_key, None)  # a later mount over it is the config's own
-        if stale is not None:
-            os.close(stale)
+        self._unpin_under(dest_key)
         flags, propagation, data = parse_options(m.options)
         is_bind = bool(flags & L.MS_BIND) or m.type == "bind"
         if m.type == "cgroup" or m.type == "cgroup2":
@@ -306,6 +304,17 @@ class RootfsBuilder:
         if fd >= 0:
             os.close(fd)
         raise MountError("mount destination %s was replaced while it was being mounted" % dest)
+
+    def _unpin_under(self, dest):
+        """A later mount on or above a pinned proc/sysfs destination is the
+        config's own: that pin no longer names what the container sees."""
+        prefix = dest.rstrip("/") + "/"
+        for pinned in [p for p in self.pinned if p == dest or p.startswith(prefix)]:
+            os.close(self.pinned.pop(pinned))
+
+    def proc_handle(self):
+        """The pinned procfs at /proc (checked after pivot_root), or -1."""
+        return self.pinned.get("/proc", -1)
 
     def check_pinned(self):
         """After pivot_root: each proc/sysfs mount must still be what its
@@ -476,12 +485,14 @@ class RootfsBuilder:
         if self.rootfd >= 0:
             os.close(self.rootfd)
             self.rootfd = -1
+        # Before anything after pivot_root goes by the names /proc or /sys
+        # (console, sysctls, masked and read-only paths).
+        self.check_pinned()
 
     # 3. after pivot_root ----------------------------------------------------
     def finalize(self):
         lx = self.spec.linux
         try:
-            self.check_pinned()
             for path in lx.readonly_paths:
                 readonly_path(*self._base(path))
             for path in lx.masked_paths:

@@ -137,6 +137,23 @@ def test_existing_clos_id_with_another_schema_is_an_error(bundle, runtime, field
     assert not os.path.exists(os.path.join(runtime.root, cid))
 
 
+@pytest.mark.parametrize("clos_id", [None, "fresh"])
+def test_refused_schema_leaves_no_group(bundle, runtime, clos_id):
+    """resctrl refuses the schemata write (an unknown resource): the group
+    create made for it goes too, closID or not -- a closID group left
+    behind would fail the next create "with another schema"."""
+    rdt = {"schemata": ["ZZ:0=1"]}
+    if clos_id:
+        rdt["closID"] = clos_id
+    set_rdt(bundle, rdt)
+    cid = runtime.new_id()
+    steps, _ = in_standin([pyrunc(runtime, "create", "-b", bundle.path, cid)])
+    err = steps[0]["stderr"]
+    assert steps[0]["rc"] == 1 and "linux.intelRdt" in err and err.count("\n") == 1, err
+    assert groups(steps[0]["tree"]) == []
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
 def test_clos_id_without_schema_must_exist(bundle, runtime):
     set_rdt(bundle, {"closID": "missing"})
     cid = runtime.new_id()
@@ -198,4 +215,6 @@ def test_delete_after_create_was_killed(bundle, runtime, tmp_path):
 
 
 def test_features_claim_intel_rdt(runtime):
-    assert json.loads(runtime("features").stdout)["linux"]["intelRdt"] == {"enabled": True}
+    # schemata and enableMonitoring are exercised by test_group_named_after_the_container
+    assert json.loads(runtime("features").stdout)["linux"]["intelRdt"] == {
+        "enabled": True, "schemata": True, "monitoring": True}

@@ -117,3 +117,20 @@ def test_runtime_is_not_dumpable_while_creating(bundle, runtime, tmp_path):
     assert p.returncode == 0, err.read_text()
     runtime("delete", "--force", cid)
     assert out.read_text().strip() == "0"
+
+
+def test_mount_over_a_pinned_procfs_parent_is_the_configs_own(bundle, runtime):
+    """A proc mount at /run/proc, then a tmpfs at /run (hiding it): a valid
+    config, not a swapped destination -- the pin on /run/proc is dropped,
+    and the container's own /proc still gets its masks."""
+    def cfg(c):
+        c["mounts"].append({"destination": "/run/proc", "type": "proc", "source": "proc"})
+        c["mounts"].append({"destination": "/run", "type": "tmpfs", "source": "tmpfs"})
+        c["linux"]["maskedPaths"] = ["/proc/cmdline"]
+        c["linux"]["readonlyPaths"] = ["/proc/sys"]
+    bundle.update(cfg)
+    bundle.set_args("sh", "-c", "ls /run | wc -l; stat -c %t:%T /proc/cmdline; "
+                                "grep -c ' /proc/sys ro,' /proc/self/mountinfo")
+    p = runtime("run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["0", "1:3", "1"], (p.stdout, p.stderr)
