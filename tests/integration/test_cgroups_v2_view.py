@@ -229,7 +229,8 @@ def test_create_start_places_init_in_own_cgroup(bundle, vrt, view, parent, tmp_p
     bind_out(bundle, out)
     configure(bundle, cgroup, {}, "sh", "-c",
               "cat /proc/self/cgroup > /out/cgroup; grep ' /sys/fs/cgroup ' /proc/self/mountinfo > /out/mount; "
-              "cat /sys/fs/cgroup/cgroup.procs > /out/procs; echo $$ > /out/pid; touch /out/done; sleep 100")
+              "cat /sys/fs/cgroup/cgroup.procs > /out/procs; ls -d /sys/fs/cgroup/*/ > /out/subdirs; "
+              "echo $$ > /out/pid; touch /out/done; sleep 100")
     vrt("create", "-b", bundle.path, cid, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pid = vrt.state(cid)["pid"]
     host_dir = view.host_path(cgroup)
@@ -244,7 +245,11 @@ def test_create_start_places_init_in_own_cgroup(bundle, vrt, view, parent, tmp_p
     assert [ln for ln in read(out + "/cgroup").splitlines() if ln.startswith("0::")] == ["0::/"]
     fields = read(out + "/mount").split()
     assert fields[fields.index("-") + 1] == "cgroup2", fields
-    assert read(out + "/pid") == "1" and "1" in read(out + "/procs").split()
+    # its own cgroup, not the hierarchy: a leaf holding the init (pid 1 in
+    # its pid namespace) and the cat that read it
+    assert read(out + "/pid") == "1"
+    assert "1" in read(out + "/procs").split() and len(read(out + "/procs").split()) == 2
+    assert read(out + "/subdirs") == ""
     vrt("delete", "--force", cid)
     assert not os.path.exists(host_dir)
 
