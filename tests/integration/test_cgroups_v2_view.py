@@ -28,7 +28,6 @@ runc does on a v2 host) as it found it.
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import time
