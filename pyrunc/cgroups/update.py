@@ -1,7 +1,7 @@
 """`update`: runc's flags (or a linux.resources JSON document) turned into
 the Resources to apply, and laid over a container's current resources the
 way runc lays them (device lists upserted per major:minor, devices never
-changed by update).
+changed by update, the unified map replaced by the update's own).
 
     upd = update_resources(doc=json_or_None, flags={"memory": "512m", "pids_limit": "10"})
     mgr.set(merge_update(mgr.resources, upd))
@@ -111,6 +111,10 @@ def merge_update(current, upd):
     if current is None:
         return upd
     merged = current.merge(upd)
+    # runc's update replaces unified with the update's map, also when it
+    # has none: an old map written again (after the other fields) would
+    # undo this update's values. {} not None, so set()'s merge keeps it so.
+    merged.unified = dict(upd.unified or {})
     if current.block_io is not None and upd.block_io is not None:
         b = merged.block_io
         b.weight_device = _upsert(current.block_io.weight_device, upd.block_io.weight_device)

@@ -311,6 +311,19 @@ def test_merge_update_upserts_device_lists():
     assert merged.memory.limit == 100
 
 
+def test_merge_update_replaces_unified():
+    """runc's update sets linux.resources.unified to the update's own map
+    (none when it has none): an earlier map is never written again over
+    a later update's values."""
+    cur = Resources.from_dict({"unified": {"hugetlb.2MB.max": "16777216"}, "pids": {"limit": 5}})
+    merged = merge_update(cur, update_resources({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}))
+    assert not merged.unified and merged.pids.limit == 5
+    # and the manager's own merge in set() does not bring it back
+    assert not cur.merge(merged).unified
+    merged = merge_update(cur, update_resources({"unified": {"cpu.weight": "50"}}))
+    assert merged.unified == {"cpu.weight": "50"}
+
+
 def test_with_default_devices():
     from pyrunc.cgroups import with_default_devices
     r = with_default_devices(Resources.from_dict({"devices": [{"allow": False, "access": "rwm"}],
