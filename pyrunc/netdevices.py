@@ -75,8 +75,11 @@ def move_in(spec, fd, moved):
 
     if _same_ns("/proc/self/fd/%d" % fd, "/proc/self/ns/net"):
         raise PyruncError("linux.netDevices: the container's network namespace is the runtime's own")
+    # Fixed names first: a template numbered before them could take the
+    # name a fixed one asks for (eth%d -> eth0, then "eth0" clashes).
+    devices = sorted(spec.linux.net_devices.items(), key=lambda kv: is_template(kv[1].name or kv[0]))
     with iproute() as ipr:
-        for host_name, dev in spec.linux.net_devices.items():
+        for host_name, dev in devices:
             name = dev.name or host_name
             found = ipr.link_lookup(ifname=host_name)
             if not found:

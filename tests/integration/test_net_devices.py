@@ -258,25 +258,42 @@ def test_template_names_numbered_by_the_kernel(bundle, runtime, netns):
         pyrunc_in(netns, runtime, "delete", "--force", cid)
 
 
-def test_name_taken_by_a_template_fails_and_undoes(bundle, runtime, netns):
-    """Without %d a taken name is an error: the first device becomes eth0
-    (a template), the second asks for eth0 itself.  One line naming the
-    field; the first is given back under its host name, nothing is left."""
+def test_fixed_names_go_before_templates(bundle, runtime, netns):
+    """A template listed first must not take the name a fixed one asks for:
+    {a: eth%d, b: eth0} gives b eth0 and a eth1, in any order."""
     a, b = new_dev(), new_dev()
     add_dummy(netns, a, MAC)
     add_dummy(netns, b, MAC2)
     bundle.update(lambda c: c["linux"].update(netDevices={a: {"name": "eth%d"}, b: {"name": "eth0"}}))
+    bundle.set_args("sleep", "1000")
+    cid = "t" + uuid.uuid4().hex[:12]
+    try:
+        p = pyrunc_in(netns, runtime, "create", "-b", bundle.path, cid)
+        assert p.returncode == 0, p.stderr
+        for ifname, mac in (("eth0", MAC2), ("eth1", MAC)):
+            p = pyrunc_in(netns, runtime, "exec", cid, "cat", "/sys/class/net/%s/address" % ifname)
+            assert p.stdout.strip() == mac, (ifname, p.stdout, p.stderr)
+    finally:
+        pyrunc_in(netns, runtime, "delete", "--force", cid)
+
+
+def test_failure_after_a_template_gives_it_back(bundle, runtime, netns):
+    """A template moved (and renamed inside), then the next device is
+    missing: one line naming that one; the first is back on the host under
+    its own name and MAC, nothing is left."""
+    a = new_dev()
+    add_dummy(netns, a, MAC)
+    missing = new_dev()
+    bundle.update(lambda c: c["linux"].update(netDevices={a: {"name": "eth%d"}, missing: {"name": "net%d"}}))
     cid = "t" + uuid.uuid4().hex[:12]
     try:
         p = pyrunc_in(netns, runtime, "create", "-b", bundle.path, cid)
         assert p.returncode == 1, (p.stdout, p.stderr)
         lines = p.stderr.strip().replace('\\"', '"').splitlines()
-        assert len(lines) == 1, p.stderr
-        assert 'linux.netDevices["%s"].name: eth0 already exists' % b in lines[0], p.stderr
+        assert len(lines) == 1 and 'linux.netDevices["%s"]' % missing in lines[0], p.stderr
         assert not os.path.exists(os.path.join(runtime.root, cid))
-        for dev, mac in ((a, MAC), (b, MAC2)):
-            rc, out = link_in(netns, dev)
-            assert rc == 0 and mac in out, (dev, out)
+        rc, out = link_in(netns, a)
+        assert rc == 0 and MAC in out, out
         assert link_in(netns, "eth0")[0] != 0
     finally:
         pyrunc_in(netns, runtime, "delete", "--force", cid)
