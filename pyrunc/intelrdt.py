@@ -213,3 +213,20 @@ def remove_recorded(d: dict, warn) -> None:
             pass
         except OSError as e:
             warn("%s: removing %s: %s" % (FIELD, path, e.strerror))
+
+
+def update_schemata(record: "dict | None", l3: str, mb: str) -> None:
+    """`update --l3-cache-schema/--mem-bw-schema` (runc's flags): the new
+    lines written to the container's group, L3 first.  Each resource must
+    be there (resctrl's info/L3, info/MB), and the container must have a
+    group: update does not make one."""
+    if not record:
+        raise PyruncError("updating a non-existent Intel RDT configuration is not supported")
+    root = find_root()
+    for flag, line, res in (("--l3-cache-schema", l3, "L3"), ("--mem-bw-schema", mb, "MB")):
+        if line and (root is None or not os.path.isdir(os.path.join(root, "info", res))):
+            raise PyruncError("%s: Intel RDT %s is not enabled on this host" % (flag, res))
+        if "\n" in line:
+            raise PyruncError("%s: must not contain a newline" % flag)
+    data = "".join(line + "\n" for line in (l3, mb) if line)
+    _write(os.path.join(Group.from_dict(record).path, "schemata"), data)

@@ -2,7 +2,7 @@
 linux.resources document from --resources FILE|-)."""
 import sys
 
-from .errors import NotSupported, PyruncError
+from .errors import PyruncError
 
 
 def update_cli(g, ns):
@@ -10,12 +10,13 @@ def update_cli(g, ns):
     from .container import STOPPED, Container
     from .jsonio import loads
 
-    if ns.l3_cache_schema or ns.mem_bw_schema:
-        # create applies linux.intelRdt; changing a running container's schemata is not done
-        raise NotSupported("--l3-cache-schema/--mem-bw-schema: updating intelRdt is not supported by pyrunc")
     c = Container.load(ns.args[0], g.root)
     if c.status() == STOPPED:
         raise PyruncError("container not running")
+    if ns.l3_cache_schema or ns.mem_bw_schema:
+        from .intelrdt import update_schemata
+
+        update_schemata(c.record.get("intel_rdt"), ns.l3_cache_schema or "", ns.mem_bw_schema or "")
     doc = None
     if ns.resources:
         data = sys.stdin.read() if ns.resources == "-" else open(ns.resources).read()

@@ -3,7 +3,8 @@ RDT (resctrl is then not even registered, so the real one cannot be
 mounted).  Run as a script by tests/integration/test_intel_rdt.py, inside
 the private mount namespace the test makes (`unshare --mount`):
 
-    resctrl_standin.py < {"preset": {...}, "steps": ["shell command", ...]}
+    resctrl_standin.py < {"preset": {...}, "steps": ["shell command", ...],
+                          "info": ["L3", "MB"]  (optional: resources the "hardware" has)}
 
 It mounts a small FUSE filesystem at /sys/fs/resctrl (the kernel's
 conventional mount point, on a tmpfs laid over /sys/fs in this namespace
@@ -48,7 +49,7 @@ class Node:
 class Resctrl:
     """The tree and its rules; inode numbers are ids into self.nodes."""
 
-    def __init__(self):
+    def __init__(self, info_resources=tuple(RESOURCES)):
         self.nodes = {}
         self.next_ino = 1
         self.writes = []
@@ -56,6 +57,8 @@ class Resctrl:
         self.root = self._add(None, "", True, "ctrl")
         info = self._add(self.root, "info", True)
         self._add(info, "last_cmd_status", False, "status")
+        for res in info_resources:  # resctrl: one info dir per resource the hardware has
+            self._add(info, res, True)
         self._populate(self.root, "ctrl")
 
     def _add(self, parent, name, is_dir, kind=""):
@@ -320,7 +323,7 @@ def run_step(step):
 
 def main():
     doc = json.load(sys.stdin)
-    fs = Resctrl()
+    fs = Resctrl(doc.get("info", tuple(RESOURCES)))
     apply_preset(fs, doc.get("preset", {}))
     mount_standin(fs)
     results = []

@@ -27,10 +27,14 @@ pytestmark = [needs_root, pytest.mark.skipif(not os.path.exists("/dev/fuse"), re
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resctrl_standin.py")
 
 
-def in_standin(steps, preset=None):
-    """Run shell steps with the stand-in mounted; -> (per-step results
-    with the tree after each, schemata writes in order)."""
-    doc = json.dumps({"preset": preset or {}, "steps": steps})
+def in_standin(steps, preset=None, info=None):
+    """Run shell steps with the stand-in mounted (`info`: the resources its
+    "hardware" has, default all); -> (per-step results with the tree after
+    each, schemata writes in order)."""
+    doc = {"preset": preset or {}, "steps": steps}
+    if info is not None:
+        doc["info"] = info
+    doc = json.dumps(doc)
     p = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-I", STANDIN],
                        input=doc, capture_output=True, text=True, timeout=240)
     assert p.returncode == 0, p.stderr
@@ -218,3 +222,39 @@ def test_features_claim_intel_rdt(runtime):
     # schemata and enableMonitoring are exercised by test_group_named_after_the_container
     assert json.loads(runtime("features").stdout)["linux"]["intelRdt"] == {
         "enabled": True, "schemata": True, "monitoring": True}
+
+
+def test_update_writes_the_new_schemata(bundle, runtime):
+    """runc's `update --l3-cache-schema/--mem-bw-schema`: the lines go to the
+    container's group, L3 first; the group's tasks are untouched."""
+    set_rdt(bundle, {"l3CacheSchema": "L3:0=f0"}, "sleep", "1000")
+    cid = runtime.new_id()
+    steps, writes = in_standin([
+        pyrunc(runtime, "run", "-d", "-b", bundle.path, cid),
+        pyrunc(runtime, "update", "--l3-cache-schema", "L3:0=3", "--mem-bw-schema", "MB:0=40", cid),
+        pyrunc(runtime, "delete", "--force", cid),
+    ])
+    assert [s["rc"] for s in steps] == [0, 0, 0], steps
+    assert writes == [["%s/schemata" % cid, "L3:0=f0\n"], ["%s/schemata" % cid, "L3:0=3\nMB:0=40\n"]]
+    assert steps[1]["tree"]["%s/schemata" % cid].split() == ["L3:0=3", "L2:0=ff", "MB:0=40"], steps[1]["tree"]
+
+
+@pytest.mark.parametrize("rdt,info,args,message", [
+    (None, None, ["--l3-cache-schema", "L3:0=3"], "updating a non-existent Intel RDT configuration"),
+    ({"l3CacheSchema": "L3:0=f0"}, ["L3"], ["--mem-bw-schema", "MB:0=40"],
+     "--mem-bw-schema: Intel RDT MB is not enabled"),
+])
+def test_update_refusals(bundle, runtime, rdt, info, args, message):
+    if rdt:
+        set_rdt(bundle, rdt)
+    bundle.set_args("sleep", "1000")
+    cid = runtime.new_id()
+    doc_info = {"info": info} if info else {}
+    steps, writes = in_standin([
+        pyrunc(runtime, "run", "-d", "-b", bundle.path, cid),
+        pyrunc(runtime, "update", *args, cid),
+        pyrunc(runtime, "delete", "--force", cid),
+    ], **doc_info)
+    assert steps[0]["rc"] == 0 and steps[2]["rc"] == 0, steps
+    assert steps[1]["rc"] == 1 and message in steps[1]["stderr"], steps[1]
+    assert all("MB:0=40" not in w[1] for w in writes), writes
