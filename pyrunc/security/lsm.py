@@ -61,13 +61,15 @@ def open_verified_procfs(path="/proc"):
 
 def write_attr(procfd, attr_path, value):
     """Write `value` to thread-self/attr/<attr_path> under a verified procfs
-    fd, resolving beneath it with no symlinks other than thread-self."""
+    fd, resolving beneath it with no symlinks other than thread-self and
+    never across a mount: a file bound over attr/exec inside that procfs
+    would take the label silently (CVE-2019-19921 class)."""
     from .. import linux
 
     tid = os.gettid() if hasattr(os, "gettid") else os.getpid()
     rel = "%d/task/%d/attr/%s" % (os.getpid(), tid, attr_path)
     fd = linux.openat2(procfd, rel, os.O_WRONLY, linux.RESOLVE_BENEATH | linux.RESOLVE_NO_SYMLINKS
-                       | linux.RESOLVE_NO_MAGICLINKS)
+                       | linux.RESOLVE_NO_MAGICLINKS | linux.RESOLVE_NO_XDEV)
     try:
         os.write(fd, value.encode())
     finally:

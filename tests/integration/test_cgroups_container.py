@@ -185,6 +185,20 @@ def test_device_not_allowed_cannot_be_opened(bundle, runtime, parent):
     assert "No such device or address" in p.stderr, p.stderr
 
 
+
+def test_devices_default_deny_without_a_deny_all_rule(bundle, runtime, parent):
+    """Device access is deny-by-default even when linux.resources.devices
+    has no {"allow": false} rule of its own (runc's emulator starts from
+    deny-all): a node the allow-list does not name cannot be opened (EPERM
+    from the devices cgroup, not ENXIO from the missing driver).  Seen to
+    pass with DeviceState's default_allow=False made True."""
+    os.mknod(os.path.join(bundle.rootfs, "testdev"), 0o666 | stat.S_IFCHR, os.makedev(240, 0))
+    cid = runtime.new_id()
+    configure(bundle, parent, cid, {}, "sh", "-c", "cat /testdev")
+    bundle.update(lambda c: c["linux"]["resources"].pop("devices", None))
+    p = runtime("run", "-b", bundle.path, cid, stdin=subprocess.DEVNULL, check=False)
+    assert "Operation not permitted" in p.stderr, p.stderr
+
 def counter_size(outdir):
     path = os.path.join(outdir, "count")
     return os.path.getsize(path) if os.path.exists(path) else 0

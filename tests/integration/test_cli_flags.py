@@ -97,6 +97,24 @@ def test_pid_file_relative_and_atomic(bundle, runtime, tmp_path):
     assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []
 
 
+
+def test_pid_file_never_follows_a_planted_temp_symlink(bundle, runtime, tmp_path):
+    """The pid file is written through a temporary name beside it
+    (<pid-file>.<runtime pid>.tmp); in a directory others can write (a
+    shared /tmp) that name may already be a symlink to a file root owns:
+    it must never be followed (truncated and overwritten).  sh plants the
+    link for its own pid, then execs pyrunc (same pid).  Seen to fail (the
+    victim held the pid) with write_atomic's O_NOFOLLOW removed."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    pid_file = tmp_path / "init.pid"
+    cid = runtime.new_id()
+    subprocess.run(["sh", "-c", 'ln -s "$1" "$2.$$.tmp" && shift 2 && exec "$@"', "sh",
+                    str(victim), str(pid_file)] + runtime.cmd("create", "-b", bundle.path, "--pid-file",
+                                                              str(pid_file), cid),
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    assert victim.read_text() == "precious\n"
+
 def test_no_mount_namespace_uses_chroot(bundle, runtime):
     """runc allows a config without a mount namespace: the mounts are made
     in the caller's namespace and the root is entered with chroot.  The

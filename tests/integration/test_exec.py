@@ -244,6 +244,57 @@ def test_ignore_paused_runs_after_resume(bundle, runtime, tmp_path):
             proc.wait()
 
 
+
+def test_exec_cgroup_outside_the_container_is_refused(bundle, runtime):
+    """--cgroup names a sub-cgroup of the container's: a path climbing out
+    of it ("../..", the host's cgroup root here) is refused, never joined
+    (the process would escape the container's limits).  Seen to pass
+    (the process ran in the host's root cgroup) with execute._sub_dir's
+    inside-the-base check made `if False`."""
+    cid, _ = start_sleeper(bundle, runtime)
+    p = runtime("exec", "--cgroup", "../..", cid, "cat", "/proc/self/cgroup", check=False)
+    assert p.returncode == 1 and "not inside the container's cgroup" in p.stderr, p.stdout + p.stderr
+
+
+def test_exec_runtime_is_not_dumpable_in_the_container(bundle, runtime):
+    """CVE-2019-5736 class: the exec child is the runtime (host Python) until
+    execve, inside the container's cgroup and namespaces; it must not be
+    dumpable (ptrace-able, /proc/<pid>/exe readable).  Probe as in
+    test_runtime_is_not_dumpable_while_creating: /proc/<pid>/* of a
+    dumpable process belong to its egid (1234 here), of a non-dumpable one
+    to root.  The container is paused, so the child freezes right after
+    joining its cgroup, before execve.  Seen to fail with spawn()'s
+    set_dumpable(False) removed."""
+    import subprocess
+
+    cid, _ = start_sleeper(bundle, runtime)
+    runtime("pause", cid)
+    proc = subprocess.Popen(["setpriv", "--regid", "1234", "--clear-groups"]
+                            + runtime.cmd("exec", "--ignore-paused", cid, "true"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        children = ""
+        for _ in range(200):  # until pyrunc (setpriv exec'd it: same pid) forked its child
+            with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+                children = f.read().split()
+            if children:
+                break
+            time.sleep(0.02)
+        assert children, "the exec never forked its child"
+        time.sleep(0.2)  # joined the frozen cgroup by now
+        child = int(children[0])
+        with open("/proc/%d/cmdline" % child, "rb") as f:
+            assert b"pyrunc" in f.read()  # still the runtime, not yet the process
+        assert os.stat("/proc/%d/environ" % child).st_gid == 0
+    finally:
+        runtime("resume", cid)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
 def test_tty_rules(bundle, runtime):
     cid, _ = start_sleeper(bundle, runtime)
     p = runtime("exec", "-d", "-t", cid, "true", check=False)

@@ -101,6 +101,32 @@ def test_fake_proc_is_refused(tmp_path):
     assert out.startswith("refused:") and "not procfs" in out, out
 
 
+
+def test_overmounted_attr_file_is_refused(tmp_path):
+    """CVE-2019-19921 class: a real procfs, but with a file bind-mounted over
+    the process's attr/exec (as a config's mount into /proc/<pid>/... could
+    place it): the label must not go into that file, silently unapplied.
+    The lookup may not cross a mount.  Seen to fail (the label landed in
+    the bound file) before write_attr used RESOLVE_NO_XDEV."""
+    from pyrunc import linux
+
+    target = tmp_path / "proc"
+    target.mkdir()
+    decoy = tmp_path / "decoy"
+    decoy.write_text("")
+
+    def fn():
+        linux.mount("proc", str(target), "proc")
+        attr = "%s/%d/task/%d/attr/exec" % (target, os.getpid(), os.getpid())
+        linux.mount(str(decoy), attr, None, linux.MS_BIND)
+        try:
+            lsm.apply_exec_labels(P(), str(target))
+            return "wrote to the bound file: %r" % decoy.read_text()
+        except OSError as e:
+            return "refused: %s (file: %r)" % (e.strerror, decoy.read_text())
+    out = _in_private_mount_ns(fn)
+    assert out.startswith("refused:") and out.endswith("(file: '')"), out
+
 def test_symlinked_proc_is_refused(tmp_path):
     os.symlink("/proc", tmp_path / "proc-link")
     with pytest.raises(OSError):

@@ -134,3 +134,22 @@ def test_mount_over_a_pinned_procfs_parent_is_the_configs_own(bundle, runtime):
     p = runtime("run", "-b", bundle.path, runtime.new_id(), check=False)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["0", "1:3", "1"], (p.stdout, p.stderr)
+
+
+def test_proc_renamed_away_after_mount_is_refused(bundle, runtime, tmp_path):
+    """CVE-2019-16884 / CVE-2021-30465 class: the directory proc was mounted
+    on is renamed away, and a plain directory put in its place, after the
+    mount and before pivot_root (a createRuntime hook stands in for a
+    racing process sharing the rootfs).  The container must not start with
+    a /proc that is not procfs and the real one under another name: create
+    fails.  Seen to pass (the container ran with an empty /proc) with
+    RootfsBuilder.check_pinned's `if not same` made `if False`."""
+    rootfs = bundle.rootfs
+    swap = "mv %s/proc %s/proc-moved && mkdir %s/proc" % (rootfs, rootfs, rootfs)
+    bundle.update(lambda c: c.setdefault("hooks", {}).update(createRuntime=[
+        {"path": "/bin/sh", "args": ["sh", "-c", swap]}]))
+    bundle.set_args("sh", "-c", "test -e /proc/self/stat && echo procfs || echo NOT-PROCFS")
+    p = runtime("run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert os.path.isdir(os.path.join(rootfs, "proc-moved"))  # the swap happened
+    assert "NOT-PROCFS" not in p.stdout
+    assert p.returncode != 0 and "replaced after it was mounted" in p.stderr, p.stdout + p.stderr

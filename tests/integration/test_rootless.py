@@ -207,3 +207,25 @@ def test_rootless_time_namespace_offsets(test_user, tmp_path):
     assert day <= inside - host_uptime < day + 60, (inside, host_uptime)
     offsets = {line.split()[0]: line.split()[1] for line in lines[1:]}
     assert offsets == {"monotonic": str(day), "boottime": str(day)}, lines
+
+
+def test_rootless_init_is_not_dumpable(test_user, tmp_path):
+    """CVE-2019-5736 class, unprivileged runtime: stage 1 is forked while
+    the runtime is still dumpable (it must be, for the parent to write the
+    id maps), so stage 1 itself must turn that off before it makes the
+    init.  Probe: /proc/<pid>/* of a dumpable process belong to its euid
+    (the test user here), of a non-dumpable one to root.  A createRuntime
+    hook (run while the init waits) stats the init's environ.  Seen to fail
+    with stage1_main's set_dumpable(False) removed."""
+    rl = RootlessSetup(test_user, tmp_path)
+    out = rl.base / "owner"
+    probe = ("pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); "
+             "stat -c %%u /proc/$pid/environ > %s" % out)
+
+    def cfg(c):
+        c["process"]["args"] = ["true"]
+        c.setdefault("hooks", {})["createRuntime"] = [{"path": "/bin/sh", "args": ["sh", "-c", probe]}]
+    rl.update(cfg)
+    p = rl.pyrunc("run", "-b", str(rl.bundle), "rl-dump")
+    assert p.returncode == 0, p.stderr
+    assert out.read_text().strip() == "0"
