@@ -339,6 +339,12 @@ def wait_gone(pid, expected_start, timeout=10.0):
         os.close(pidfd)
 
 
+def _under_proc(m):
+    """A mount at or under /proc other than the usual fresh procfs there."""
+    dest = "/" + m.destination.strip("/")
+    return (dest == "/proc" and m.type != "proc") or dest.startswith("/proc/")
+
+
 def check_bundle_spec(spec, plan):
     """Refuse configs pyrunc cannot honour, before touching the system."""
     if spec.process is None:
@@ -377,6 +383,10 @@ def check_bundle_spec(spec, plan):
         raise ConfigError("linux.uidMappings: user namespace needs uid mappings")
     if spec.linux.uid_mappings and not plan.has("user"):
         raise ConfigError("linux.uidMappings: mappings given without a user namespace")
+    if any(_under_proc(m) for m in spec.mounts):
+        from .rootfs import check_proc_destinations
+
+        check_proc_destinations(spec.mounts)
     if any(m.idmapped for m in spec.mounts):
         from .idmap import check as check_idmapped_mounts
 

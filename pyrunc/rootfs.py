@@ -105,6 +105,43 @@ def recursive_attrs(options):
     return attr_set, attr_clr
 
 
+# Files under /proc a config may mount over: what lxcfs emulates (runc
+# allows the same few).  Anything else there could cover what the runtime
+# writes or the kernel shows (attr/, sys/, the mask targets): CVE-2019-19921.
+PROC_MOUNT_ALLOWED = frozenset((
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+    "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled",
+))
+
+
+def check_proc_destinations(mounts):
+    """On /proc itself only a procfs (fresh, or a bind of one); under it
+    only PROC_MOUNT_ALLOWED."""
+    for i, m in enumerate(mounts):
+        dest = os.path.normpath("/" + m.destination.lstrip("/"))
+        if dest == "/proc":
+            if m.type == "proc" or _is_procfs_bind(m):
+                continue
+            raise MountError("mounts[%d]: %s cannot be mounted on /proc: it is not a procfs" % (i, m.source or m.type))
+        if dest.startswith("/proc/") and dest not in PROC_MOUNT_ALLOWED:
+            raise MountError("mounts[%d].destination: %s: mounts under /proc are refused, except over %s"
+                             % (i, m.destination, ", ".join(sorted(PROC_MOUNT_ALLOWED))))
+
+
+def _is_procfs_bind(m):
+    if m.type != "bind" and "bind" not in m.options and "rbind" not in m.options:
+        return False
+    try:
+        fd = os.open(m.source or "", L.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return L.fstatfs_type(fd) & 0xFFFFFFFF == _PINNED_FS["proc"]
+    finally:
+        os.close(fd)
+
+
 # -- resolving paths inside the rootfs -----------------------------------
 
 def fd_path(fd):

@@ -2,6 +2,8 @@
 included (CVE-2021-30465 / CVE-2019-16884 / CVE-2023-27561 classes)."""
 import os
 
+import pytest
+
 from conftest import needs_root
 
 pytestmark = needs_root
@@ -153,3 +155,33 @@ def test_proc_renamed_away_after_mount_is_refused(bundle, runtime, tmp_path):
     assert os.path.isdir(os.path.join(rootfs, "proc-moved"))  # the swap happened
     assert "NOT-PROCFS" not in p.stdout
     assert p.returncode != 0 and "replaced after it was mounted" in p.stderr, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("mount,message", [
+    ({"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs"}, "mounts under /proc are refused"),
+    ({"destination": "/proc/self/attr/exec", "type": "bind", "source": "/etc/hostname", "options": ["bind"]},
+     "mounts under /proc are refused"),
+    ({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}, "it is not a procfs"),
+])
+def test_mounts_over_proc_are_refused(bundle, runtime, mount, message):
+    """CVE-2019-19921 class: a config mount over /proc/sys or attr/ would
+    cover what the kernel shows and the runtime writes (labels, sysctls,
+    masks).  Refused before anything is made, as runc does."""
+    bundle.update(lambda c: c["mounts"].append(mount))
+    cid = runtime.new_id()
+    p = runtime("create", "-b", bundle.path, cid, check=False)
+    assert p.returncode == 1 and message in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_lxcfs_style_proc_files_may_be_mounted(bundle, runtime, tmp_path):
+    """The few files lxcfs emulates (/proc/meminfo, /proc/uptime, ...) may
+    be bound over: seen from inside."""
+    fake = tmp_path / "meminfo"
+    fake.write_text("MemTotal: 42 kB\n")
+    bundle.update(lambda c: c["mounts"].append(
+        {"destination": "/proc/meminfo", "type": "bind", "source": str(fake), "options": ["bind", "ro"]}))
+    bundle.set_args("cat", "/proc/meminfo")
+    p = runtime("run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "MemTotal: 42 kB\n"
