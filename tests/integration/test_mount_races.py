@@ -160,17 +160,23 @@ def test_racing_symlink_bind_destination_stays_inside(bundle, nsruntime, mountns
     assert os.path.isdir(inside), "the racer never won the swap: the test proved nothing"
 
 
-def test_racing_symlink_proc_destination_refused(bundle, nsruntime, mountns, tmp_path):
+@pytest.mark.parametrize("alt", ["symlink", "directory"])
+def test_racing_symlink_proc_destination_refused(bundle, nsruntime, mountns, tmp_path, alt):
     """CVE-2019-16884 class (and the racing half of CVE-2021-30465): /proc
-    raced between the real directory and a symlink out of the rootfs.  proc
-    is mounted on the real directory or the create fails, never outside;
-    and a /proc swapped away after proc was mounted is noticed before the
-    masked and read-only paths (applied by path) could miss the real procfs
-    -- or, when the swap comes later still, the masked and read-only paths
-    go through the handle of the procfs that was mounted, wherever its
-    name now is: no run ever gets a writable /proc/sys under either name."""
+    raced with a symlink out of the rootfs, or with another (empty) real
+    directory.  proc is mounted on the real directory or the create fails,
+    never outside; a /proc swapped between the mount and its pin is seen
+    not to be procfs (with a directory, the pin would otherwise hold the
+    empty one and the masks would go there: seen to fail so); a /proc
+    swapped away later is noticed before anything goes by its name -- or,
+    when the swap comes later still, the masked and read-only paths go
+    through the handle of the procfs that was mounted, wherever its name
+    now is: no run ever gets a writable /proc/sys under either name."""
     watch = _watch(tmp_path, mountns)
-    os.symlink(str(watch / "target"), os.path.join(bundle.rootfs, "proc-alt"))
+    if alt == "symlink":
+        os.symlink(str(watch / "target"), os.path.join(bundle.rootfs, "proc-alt"))
+    else:
+        os.mkdir(os.path.join(bundle.rootfs, "proc-alt"))
     bundle.update(lambda c: c["linux"].update(rootfsPropagation="shared"))
     # From inside: whichever name the procfs ended up under, /proc/sys must
     # be read-only (domainname is UTS-namespaced: root could write it).
