@@ -52,7 +52,8 @@ def default_spec():
 def make_rootless(spec):
     """Adjust the default for an unprivileged user, as `runc spec --rootless`:
     a user namespace mapping root to the caller, no network namespace or
-    cgroup mount, /sys bound from the host, devpts without gid=5."""
+    cgroup mount, /sys bound from the host read-only with every mount
+    under it, devpts without gid=5."""
     lx = spec["linux"]
     lx.pop("resources", None)
     lx["namespaces"] = [n for n in lx["namespaces"] if n["type"] not in ("network", "cgroup")]
@@ -64,8 +65,11 @@ def make_rootless(spec):
         if m["destination"] == "/sys/fs/cgroup":
             continue
         if m["destination"] == "/sys":
+            # rro, not just ro: the host's cgroup hierarchies come along
+            # under /sys/fs/cgroup, and one delegated to the user would be
+            # writable by the container's root (CVE-2023-25809 class).
             m = {"destination": "/sys", "type": "none", "source": "/sys",
-                 "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+                 "options": ["rbind", "nosuid", "noexec", "nodev", "ro", "rro"]}
         if m["destination"] == "/dev/pts":
             m = dict(m, options=[o for o in m["options"] if o != "gid=5"])
         mounts.append(m)

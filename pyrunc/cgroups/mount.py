@@ -32,12 +32,15 @@ def v1_mount_plan(container_paths, mountinfo_text=None, proc_cgroup_text=None):
     own = None
     plan, seen = [], set()
     for fstype, mountpoint, root, opts in pathsmod.cgroup_mounts(mountinfo_text):
-        if fstype != "cgroup" or mountpoint in seen:
+        if fstype != "cgroup":
             continue
-        seen.add(mountpoint)
         ctrls = [o for o in opts if o in pathsmod.V1_CONTROLLERS or o.startswith("name=")]
-        if not ctrls:
+        # One entry per hierarchy, the first mount of it (the host's): the
+        # same hierarchy shows again wherever /sys was bound (a bundle's
+        # rootfs with /sys rbind, as `runc spec --rootless` makes).
+        if not ctrls or tuple(ctrls) in seen:
             continue
+        seen.add(tuple(ctrls))
         source = next((container_paths[c] for c in ctrls if c in container_paths), None)
         if source is None:
             # a hierarchy the manager doesn't use: show our own cgroup, as runc

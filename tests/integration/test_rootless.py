@@ -229,3 +229,32 @@ def test_rootless_init_is_not_dumpable(test_user, tmp_path):
     p = rl.pyrunc("run", "-b", str(rl.bundle), "rl-dump")
     assert p.returncode == 0, p.stderr
     assert out.read_text().strip() == "0"
+
+
+@pytest.mark.parametrize("cgroup_mount", [False, True], ids=["pyrunc_spec", "runc_spec_cgroup_mount"])
+def test_rootless_host_cgroups_are_read_only_inside(test_user, tmp_path, cgroup_mount):
+    """CVE-2023-25809 class: `spec --rootless` binds the host's /sys (no
+    cgroup namespace), so the host's cgroup hierarchies appear under
+    /sys/fs/cgroup.  What the container sees there must be read-only: a
+    cgroup delegated to the user (systemd's user@.service) would otherwise
+    be writable by the container's root.  Also with runc's rootless spec,
+    which adds a cgroup mount over that /sys (it used to fail: the
+    hierarchies seen twice made mkdir EEXIST)."""
+    rl = RootlessSetup(test_user, tmp_path)
+
+    def cfg(c):
+        c["process"]["args"] = ["cat", "/proc/self/mountinfo"]
+        if cgroup_mount:
+            c["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+    rl.update(cfg)
+    p = rl.pyrunc("run", "-b", str(rl.bundle), "rl-cg")
+    assert p.returncode == 0, p.stderr
+    top = {}  # mount point -> the mount on top (the last one listed)
+    for line in p.stdout.splitlines():
+        fields = line.split()
+        if fields[4].startswith("/sys/fs/cgroup"):
+            top[fields[4]] = fields
+    assert "/sys/fs/cgroup/memory" in top, p.stdout  # the hierarchies are there...
+    for fields in top.values():
+        assert "ro" in fields[5].split(","), fields  # ...and none is writable

@@ -111,3 +111,18 @@ def test_v1_mount_plan():
     # a hierarchy the container has no path in shows the runtime's own cgroup
     assert plan["extra dir"]["source"] == "/mnt/extra dir/mine"
     assert "name=foo" not in container
+
+
+def test_v1_mount_plan_one_entry_per_hierarchy():
+    """A bundle whose /sys is an rbind of the host's (`runc spec --rootless`)
+    shows every hierarchy again under the rootfs: the plan keeps the host's
+    mount of each, once (duplicates made mkdir fail with EEXIST)."""
+    copies = "".join(
+        "%d 99 %s / /b/rootfs/sys/fs/cgroup/%s rw - cgroup cgroup rw,%s\n" % (200 + i, dev, name, opts)
+        for i, (dev, name, opts) in enumerate([("0:32", "memory", "memory"), ("0:37", "systemd", "name=systemd")]))
+    container = paths.v1_paths("/t/c", MOUNTINFO, PROC_CGROUP)
+    plan = v1_mount_plan(container, MOUNTINFO + copies, PROC_CGROUP)
+    names = [h["name"] for h in plan]
+    assert sorted(names) == sorted(set(names)), names
+    by_name = {h["name"]: h for h in plan}
+    assert by_name["memory"]["source"] == "/sys/fs/cgroup/memory/t/c"
