@@ -257,8 +257,9 @@ def test_exec_cgroup_outside_the_container_is_refused(bundle, runtime):
 
 
 def test_exec_runtime_is_not_dumpable_in_the_container(bundle, runtime):
-    """CVE-2019-5736 class: the exec child is the runtime (host Python) until
-    execve, inside the container's cgroup and namespaces; it must not be
+    """CVE-2019-5736 / CVE-2016-9962 classes: the exec child is the runtime
+    (host Python) until execve, inside the container's cgroup and
+    namespaces; it must not be
     dumpable (ptrace-able, /proc/<pid>/exe readable).  Probe as in
     test_runtime_is_not_dumpable_while_creating: /proc/<pid>/* of a
     dumpable process belong to its egid (1234 here), of a non-dumpable one

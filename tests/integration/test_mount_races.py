@@ -136,8 +136,9 @@ def mountinfo_targets(mountns):
 
 
 def test_racing_symlink_bind_destination_stays_inside(bundle, nsruntime, mountns, tmp_path):
-    """CVE-2021-30465 class: a bind mount destination raced between a
-    directory and a symlink to a directory outside the rootfs."""
+    """CVE-2021-30465 / CVE-2024-45310 classes: a bind mount destination
+    raced between a directory and a symlink to a directory outside the
+    rootfs: nothing is mounted, nor any directory made, outside it."""
     watch = _watch(tmp_path, mountns)
     src = tmp_path / "src"
     src.mkdir()

@@ -36,6 +36,9 @@ def test_symlinked_mount_destination_stays_inside(bundle, runtime, tmp_path):
 
 
 def test_proc_on_a_symlink_is_refused(bundle, runtime):
+    """CVE-2019-16884 / CVE-2023-27561 / CVE-2023-28642 classes: an image
+    whose /proc is a symlink must not get procfs (and the LSM writes made
+    through it) somewhere else."""
     os.rmdir(os.path.join(bundle.rootfs, "proc"))
     os.symlink("/etc", os.path.join(bundle.rootfs, "proc"))
     cid = runtime.new_id()
