@@ -89,8 +89,8 @@ def prepare(rdt, container_id: str, record) -> Group:
     root = find_root()
     if root is None:
         raise ConfigError("%s: Intel RDT is not available on this host (resctrl is not mounted)" % FIELD)
-    group = Group(_group_path(root, rdt, container_id))
     lines = schema_lines(rdt)
+    group = Group(_group_path(root, rdt, container_id, bool(lines)))
     if _make_dir(group.path, "closID" if rdt.clos_id else ""):
         if rdt.clos_id is None:
             group.owned.append(group.path)  # only a group named after the container is ours to remove
@@ -123,12 +123,12 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def _group_path(root: str, rdt, container_id: str) -> str:
+def _group_path(root: str, rdt, container_id: str, has_schema: bool) -> str:
     if rdt.clos_id == "/":
         return root
     if rdt.clos_id is None:
         return os.path.join(root, container_id)
-    if not schema_lines(rdt) and not os.path.isdir(os.path.join(root, rdt.clos_id)):
+    if not has_schema and not os.path.isdir(os.path.join(root, rdt.clos_id)):
         raise PyruncError("%s.closID: group %r does not exist in %s (with no schema to write, "
                           "it must be made beforehand)" % (FIELD, rdt.clos_id, root))
     return os.path.join(root, rdt.clos_id)

@@ -11,6 +11,7 @@ import stat
 
 from . import linux
 from .errors import PyruncError
+from .procfs import PROC_SUPER_MAGIC
 
 L = linux
 
@@ -119,7 +120,7 @@ def check_proc_destinations(mounts):
     """On /proc itself only a procfs (fresh, or a bind of one); under it
     only PROC_MOUNT_ALLOWED."""
     for i, m in enumerate(mounts):
-        dest = os.path.normpath("/" + m.destination.lstrip("/"))
+        dest = _norm(m.destination)
         if dest == "/proc":
             if m.type == "proc" or _is_procfs_bind(m):
                 continue
@@ -137,7 +138,7 @@ def _is_procfs_bind(m):
     except OSError:
         return False
     try:
-        return L.fstatfs_type(fd) & 0xFFFFFFFF == _PINNED_FS["proc"]
+        return L.fstatfs_type(fd) & 0xFFFFFFFF == PROC_SUPER_MAGIC
     finally:
         os.close(fd)
 
@@ -559,7 +560,7 @@ class RootfsBuilder:
         return self.pinned[best], rel, L.RESOLVE_BENEATH | L.RESOLVE_NO_MAGICLINKS, path
 
 
-_PINNED_FS = {"proc": 0x9FA0, "sysfs": 0x62656572}  # PROC_SUPER_MAGIC, SYSFS_MAGIC
+_PINNED_FS = {"proc": PROC_SUPER_MAGIC, "sysfs": 0x62656572}  # SYSFS_MAGIC
 
 
 def _norm(path):
