@@ -1,29 +1,22 @@
 """`exec`: run another process inside a running container.
 
-    pyrunc exec (parent): checks, opens /proc/<init>/ns/*, non-dumpable
-     └─ middle: joins the container's cgroup itself (the parent puts it in
-        │       a --cgroup sub-cgroup) → setns into every namespace of the
-        │       init that differs from ours (user first, mount last) → fork
-        │       → report the pid → exit.  Only with user or time
-        │       namespaces: otherwise the parent forks the process straight
-        │       into the pid namespace and it does this part (direct_main).
-        └─ process: in the container's pid namespace; setsid → [pty] →
-                    keyring → exec_process() (rlimits, caps, user, NNP,
-                    LSM, seccomp: the same path as the init)
+The runtime checks the process, opens the init's namespaces
+(namespaces.open_process_namespaces) and forks it with spawn.spawn, the
+routine create uses for the init: straight into the container's pid
+namespace, or (user or time namespaces) through a middle process; the
+child joins the cgroup (or the runtime puts it in a --cgroup sub-cgroup),
+enters the namespaces and becomes child.ExecJob: setsid → [pty] → keyring →
+exec_process() (rlimits, caps, user, NNP, LSM, seccomp: the init's path).
 
-The parent learns the process's fate from a close-on-exec status pipe:
-EOF means execve succeeded; otherwise "<exit code> <message>".  In the
-foreground the parent is a subreaper, so the process becomes its child
-when the middle exits, and its exit status is ours.
+The runtime learns the process's fate on the channel: EOF (its end is
+close-on-exec) means execve succeeded; ERROR carries the exit code and
+message.  In the foreground the runtime is a subreaper, so the process
+becomes its child when the middle exits, and its exit status is ours.
 """
 import os
 
 from . import linux
 from .errors import ConfigError, PyruncError, StateError
-
-# Joining order: the user namespace first (it owns the others, and gives
-# us the capabilities to join them), mount last.
-JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
 class ExecOptions:
@@ -39,18 +32,6 @@ class ExecOptions:
         self.cgroups = list(cgroups or ())
         self.ignore_paused = ignore_paused
         self.no_new_keyring = no_new_keyring
-
-
-class ExecContext:
-    """What the middle and the process need, computed before fork."""
-
-    __slots__ = ("proc", "linux_spec", "ns_fds", "console_fd", "preserve_fds",
-                 "container_id", "no_new_keyring", "seccomp", "runtime_identity",
-                 "notify_w", "notify_sends_fd", "ack_r", "cgroup_self", "rdt_group")
-
-    def __init__(self, **kw):
-        for k in self.__slots__:
-            setattr(self, k, kw.get(k))
 
 
 # -- the verb ------------------------------------------------------------------
@@ -179,30 +160,29 @@ def execute(c, doc, opts):
     from .console import check_terminal
 
     check_terminal(proc.terminal, opts.detach, opts.console_socket)
-    spec = c.spec()
+    spec = _stored_spec(c)
     mgr = c.cgroup_manager()
     cgroup_dirs = target_cgroups(mgr, opts.cgroups)
-    ns_fds = open_namespaces(c.pid, c.record.get("init_start"))
-    ours = None
-    ctx = ExecContext(proc=proc, linux_spec=spec.linux if spec else None, ns_fds=ns_fds,
-                      preserve_fds=opts.preserve_fds, container_id=c.id,
-                      no_new_keyring=opts.no_new_keyring, rdt_group=c.record.get("intel_rdt"))
+    from .namespaces import open_process_namespaces
+
+    ns_fds = open_process_namespaces(c.pid, c.record.get("init_start"))
+    ours = console_fd = None
     try:
         if proc.terminal:
             from .console import connect_socket, socket_pair
 
             if opts.detach:
-                ctx.console_fd = connect_socket(opts.console_socket)
+                console_fd = connect_socket(opts.console_socket)
             else:
-                ours, ctx.console_fd = socket_pair()
+                ours, console_fd = socket_pair()
         c.dir.unlock()  # other verbs may run while the process does
         forwarder = None
         if not opts.detach:
-            from .run import SignalForwarder
+            from .signals import SignalForwarder
 
             forwarder = SignalForwarder()
-        gpid = spawn(ctx, mgr, cgroup_dirs, subreaper=not opts.detach,
-                     listener=_notify_listener(c, spec))
+        gpid = spawn_process(c, proc, spec, ns_fds, console_fd, mgr, cgroup_dirs, opts,
+                             subreaper=not opts.detach)
         if forwarder is not None:
             forwarder.target(gpid)
     except BaseException:
@@ -211,9 +191,12 @@ def execute(c, doc, opts):
         raise
     finally:
         for _, fd in ns_fds:
-            os.close(fd)
-        if ctx.console_fd is not None:
-            os.close(ctx.console_fd)
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # closed by a failed fork path already
+        if console_fd is not None:
+            os.close(console_fd)
     if opts.detach:
         if opts.pid_file:
             from .create import write_pid_file
@@ -221,6 +204,16 @@ def execute(c, doc, opts):
             write_pid_file(opts.pid_file, gpid)
         return 0
     return wait_foreground(gpid, ours)
+
+
+def _stored_spec(c):
+    """The container's own config (validated at create), typed."""
+    cfg = c.dir.read_json("config.json")
+    if cfg is None:
+        return None
+    from .semantics import typed_spec
+
+    return typed_spec(cfg)
 
 
 def check_security(proc, c):
@@ -281,175 +274,57 @@ def _sub_dir(base, sub):
     return path
 
 
-def open_namespaces(pid, expected_start):
-    """fds of the init's namespaces that differ from ours, in join order;
-    the init is pinned by a pidfd meanwhile, so they are surely its."""
-    from .procfs import start_time
-    from .spec import NAMESPACE_FILES
+def spawn_process(c, proc, spec, ns_fds, console_fd, mgr, cgroup_dirs, opts, subreaper):
+    """Fork the process into container `c` (spawn.spawn) and wait for its
+    execve: -> its host pid; raise with its own words if it could not be
+    executed."""
+    from .channel import EOF, ERROR, NOTIFY_FD, unexpected
+    from .child import Entry, ExecJob
+    from .spawn import reap, spawn, to_listener
 
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (ProcessLookupError, OSError):
-        raise StateError("cannot exec in a stopped container") from None
-    fds = []
-    try:
-        for ns_type in JOIN_ORDER:
-            name = NAMESPACE_FILES[ns_type]
-            try:
-                fd = os.open("/proc/%d/ns/%s" % (pid, name), os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue  # e.g. no time namespaces in this kernel
-            st, mine = os.fstat(fd), os.stat("/proc/self/ns/" + name)
-            if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
-                os.close(fd)
-                continue
-            fds.append((ns_type, fd))
-        if expected_start is not None and start_time(pid) != expected_start:
-            raise StateError("cannot exec in a stopped container")
-    except BaseException:
-        for _, fd in fds:
-            os.close(fd)
-        raise
-    finally:
-        os.close(pidfd)
-    return fds
+    linux_spec = spec.linux if spec is not None else None
+    listener = linux_spec.seccomp if linux_spec is not None else None
+    if listener is not None and not listener.uses_notify:
+        listener = None
+    job = ExecJob(proc, linux_spec, c.id, console_fd=console_fd, preserve_fds=opts.preserve_fds,
+                  no_new_keyring=opts.no_new_keyring,
+                  notify_by_fd=listener is not None and os.geteuid() != 0)
+    types = {t for t, _ in ns_fds}
+    # Without user and time namespaces the process needs no middle: it is
+    # forked straight into the container's pid namespace.
+    self_join = cgroup_dirs is None and mgr is not None  # cheaper (V1Manager.join_self)
+    entry = Entry("user" in types or "time" in types, ns_fds, user_ns="user" in types,
+                  cgroup=mgr if self_join else None)
+    rdt = c.record.get("intel_rdt")
 
+    def join(pid):
+        if not self_join:
+            join_cgroups(pid, mgr, cgroup_dirs)
+        if rdt:
+            join_rdt_group(pid, rdt)
 
-def _notify_listener(c, spec):
-    """(seccomp model, container) when the filter has SCMP_ACT_NOTIFY."""
-    sec = spec.linux.seccomp if spec is not None and spec.linux is not None else None
-    return (sec, c) if sec is not None and sec.uses_notify else None
-
-
-def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
-    """Fork the middle, put it in the cgroup, get the process's host pid;
-    raise with the process's own words if it could not be executed."""
-    from .process import Sync
-
-    p2c_r, p2c_w = os.pipe()
-    c2p_r, c2p_w = os.pipe()
-    st_r, st_w = os.pipe()
-    notify_r = ack_w = -1
-    if listener is not None:
-        notify_r, ctx.notify_w = _notify_channel(ctx)
-        ctx.ack_r, ack_w = os.pipe()
-    if cgroup_dirs is None and mgr is not None:
-        ctx.cgroup_self = mgr  # the middle joins itself: cheaper (V1Manager.join_self)
-    # Nothing in the container may ptrace us or read /proc/<pid>/exe.
-    linux.set_dumpable(False)
     if subreaper:
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
-    # Without user and time namespaces the process needs no middle: we fork
-    # it straight into the container's pid namespace (fork_into_pid_ns) and
-    # it joins the other namespaces itself.
-    direct = not any(t in ("user", "time") for t, _ in ctx.ns_fds)
-    if direct:
-        from .namespaces import fork_into_pid_ns
-
-        pid = fork_into_pid_ns(dict(ctx.ns_fds).get("pid"))
-    else:
-        pid = os.fork()
-    if pid == 0:
-        os.close(p2c_w)
-        os.close(c2p_r)
-        os.close(st_r)
-        (direct_main if direct else middle_main)(ctx, Sync(p2c_r, c2p_w), st_w)
-        os._exit(1)
-    os.close(p2c_r)
-    os.close(c2p_w)
-    os.close(st_w)
-    if listener is not None:
-        os.close(ctx.notify_w)
-        os.close(ctx.ack_r)
-    sync = Sync(c2p_r, p2c_w)
+    spawned = spawn(entry, job, join_cgroup=join, pidns=(dict(ns_fds).get("pid"), False))
+    ch = spawned.channel
     try:
-        try:
-            if ctx.cgroup_self is None:
-                join_cgroups(pid, mgr, cgroup_dirs)
-            if ctx.rdt_group:
-                join_rdt_group(pid, ctx.rdt_group)
-            sync.send("G")
-            gpid = pid if direct else int(sync.expect("P"))
-        except BaseException:
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-            _reap(pid)
-            raise
-        finally:
-            if not direct:
-                _reap(pid)  # the middle
-            sync.close()
-        if listener is not None:
-            _seccomp_to_listener(listener, gpid, notify_r, ack_w, ctx.notify_sends_fd)
-        failure = _read_to_eof(st_r)
+        while True:
+            tag, payload = ch.recv()
+            if tag == NOTIFY_FD and listener is not None:
+                to_listener(spawned, payload, listener, c.hook_state("running"), pid=spawned.pid)
+                continue
+            if tag == EOF:
+                return spawned.pid  # execve succeeded (the channel is close-on-exec)
+            if subreaper or spawned.ours:
+                reap(spawned.pid)
+            if tag == ERROR:
+                from .errors import ExecError
+
+                code, _, msg = payload.partition(" ")
+                raise ExecError("unable to start container process: " + msg, int(code) if code.isdigit() else 1)
+            unexpected(tag, payload)
     finally:
-        os.close(st_r)
-        for fd in (notify_r, ack_w):
-            if fd >= 0:
-                os.close(fd)
-    if failure:
-        code, _, msg = failure.decode(errors="replace").partition(" ")
-        if subreaper:
-            _reap(gpid)
-        from .errors import ExecError
-
-        raise ExecError("unable to start container process: " + msg, int(code) if code.isdigit() else 1)
-    return gpid
-
-
-def _notify_channel(ctx):
-    """(our end, the process's end) of the channel for its seccomp notify
-    fd: a pipe for the fd's number, which we copy with pidfd_getfd (runc's
-    way); unprivileged, where pidfd_getfd on the non-dumpable process is
-    refused, a socket pair it sends the fd itself over."""
-    ctx.notify_sends_fd = os.geteuid() != 0
-    if not ctx.notify_sends_fd:
-        return os.pipe()
-    from .process import notify_socketpair
-
-    return notify_socketpair()
-
-
-def _seccomp_to_listener(listener, gpid, notify_r, ack_w, sent):
-    """The process loaded a notify filter and wrote its fd number (or
-    `sent` the fd itself): take the fd, let the process go on, send it to
-    the agent (runc's order).  EOF instead: the process failed before; its
-    status pipe says why."""
-    fd = _take_notify_fd(gpid, notify_r, sent)
-    if fd is None:
-        return
-    from .security.seccomp import send_to_listener
-
-    sec, c = listener
-    try:
-        os.write(ack_w, b"g")
-        send_to_listener(fd, sec.listener_path, c.hook_state("running"), sec.listener_metadata, pid=gpid)
-    finally:
-        os.close(fd)
-
-
-def _take_notify_fd(gpid, notify_r, sent):
-    from .security.seccomp import fetch_fd, recv_fd
-
-    if sent:
-        return recv_fd(notify_r)[0]
-    data = _read_to_eof_or_line(notify_r)
-    return fetch_fd(gpid, int(data)) if data else None
-
-
-def _read_to_eof_or_line(fd):
-    data = b""
-    while not data.endswith(b"\n"):
-        try:
-            chunk = os.read(fd, 64)
-        except InterruptedError:
-            continue
-        if not chunk:
-            break
-        data += chunk
-    return data.strip()
+        ch.close()
 
 
 def join_rdt_group(pid, record):
@@ -473,34 +348,11 @@ def join_cgroups(pid, mgr, dirs):
             raise PyruncError("can't add exec process to cgroup %s: %s" % (d, e.strerror)) from None
 
 
-def _read_to_eof(fd):
-    data = b""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except InterruptedError:
-            continue
-        if not chunk:
-            return data
-        data += chunk
-
-
-def _reap(pid):
-    while True:
-        try:
-            os.waitpid(pid, 0)
-            return
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return
-
-
 def wait_foreground(pid, console_sock):
     """Wait for the exec'd process (our child now); proxy its terminal if
     it has one.  -> its exit code, 128+signal when killed."""
     if console_sock is None:
-        from .run import wait_forwarding_signals
+        from .signals import wait_forwarding_signals
 
         return wait_forwarding_signals(pid)
     from .console import TerminalProxy, recv_fd
@@ -514,118 +366,3 @@ def wait_foreground(pid, console_sock):
             return proxy.run(pid)
     finally:
         os.close(master)
-
-
-# -- the children ----------------------------------------------------------------
-
-def middle_main(ctx, sync, st_w):
-    from .process import _report_and_exit
-
-    try:
-        _enter_container(ctx, sync, setns_pid=True)
-        pid = os.fork()  # into the pid (and time) namespace
-        if pid == 0:
-            sync.close()
-            process_main(ctx, st_w)
-        sync.send("P", str(pid))
-        os._exit(0)
-    except BaseException as e:  # noqa: B902 - report anything to the parent
-        _report_and_exit(sync, e)
-
-
-def direct_main(ctx, sync, st_w):
-    """The process forked straight into the pid namespace: what the middle
-    does for its child, then be the process."""
-    from .process import _report_and_exit
-
-    try:
-        _enter_container(ctx, sync, setns_pid=False)
-        sync.close()
-    except BaseException as e:  # noqa: B902 - report anything to the parent
-        _report_and_exit(sync, e)
-    process_main(ctx, st_w)
-
-
-def _enter_container(ctx, sync, setns_pid):
-    """Cgroup (once the parent says go), then every namespace of the init
-    that differs from ours; the pid namespace only where a fork follows."""
-    from .process import default_signals
-    from .spec import NAMESPACE_FLAGS
-
-    default_signals()
-    sync.expect("G")
-    if ctx.cgroup_self is not None:
-        ctx.cgroup_self.join_self()
-    preload(ctx)
-    for ns_type, fd in ctx.ns_fds:
-        if setns_pid or ns_type != "pid":
-            linux.setns(fd, NAMESPACE_FLAGS[ns_type])
-        os.close(fd)
-        if ns_type == "user":
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
-
-
-def preload(ctx):
-    """Import (and compile) now what the process needs after setns(mnt)."""
-    import resource  # noqa: F401
-
-    from .process import compile_seccomp
-    from .security import capabilities, process_attrs  # noqa: F401
-    from .security.exec_guard import runtime_exe_identity
-
-    proc = ctx.proc
-    if proc.apparmor_profile or proc.selinux_label:
-        from .security import lsm  # noqa: F401
-    if ctx.notify_sends_fd:
-        import _socket  # noqa: F401  (send_notify_fd after setns(mnt))
-    if proc.terminal:
-        import fcntl  # noqa: F401
-
-        from . import console  # noqa: F401
-    ctx.runtime_identity = runtime_exe_identity()
-    ctx.seccomp = compile_seccomp(ctx.linux_spec)
-
-
-def process_main(ctx, st_w):
-    from .process import build_env, describe, exec_process, find_executable, join_new_keyring
-    from .security.exec_guard import refuse_runtime_binary
-
-    try:
-        os.setsid()
-        proc = ctx.proc
-        if proc.terminal:
-            from .console import setup_console
-
-            setup_console(ctx.console_fd, proc.console_size)
-        if not ctx.no_new_keyring:
-            join_new_keyring(ctx.container_id)
-        env = build_env(proc)
-        exe = find_executable(proc.args[0], env.get("PATH"), proc.cwd)
-        refuse_runtime_binary(exe, ctx.runtime_identity, proc.args[0])
-        if ctx.linux_spec is not None and ctx.linux_spec.memory_policy is not None:
-            # before any seccomp filter, which may refuse set_mempolicy
-            from .security.process_attrs import apply_memory_policy
-
-            apply_memory_policy(ctx.linux_spec.memory_policy)
-        if ctx.seccomp is not None and ctx.seccomp.notify:
-            # still privileged: load now and hand the fd to the runtime
-            fd = ctx.seccomp.load()
-            if ctx.notify_sends_fd:
-                from .process import send_notify_fd
-
-                send_notify_fd(ctx.notify_w, fd)
-            else:
-                os.write(ctx.notify_w, b"%d\n" % fd)
-            os.read(ctx.ack_r, 1)
-            os.close(fd)
-            ctx.seccomp = None
-        exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=st_w, linux_spec=ctx.linux_spec,
-                     seccomp=ctx.seccomp)
-    except BaseException as e:  # noqa: B902
-        code = getattr(e, "exit_code", 1) or 1
-        try:
-            os.write(st_w, ("%d %s" % (code, describe(e))).encode())
-        except OSError:
-            pass
-        os._exit(code)

@@ -1,13 +1,24 @@
-"""Namespaces: which to create, which to join by path, and the id maps."""
+"""Namespaces: which to create, which to join (by path for create, the
+init's for exec) and in which order, entering them, the id maps and time
+offsets.  Syscalls go through `kernel` (the linux module unless a test
+passes its fake)."""
 import os
 
 from . import linux
-from .errors import ConfigError
+from .errors import ConfigError, StateError
 from .spec import NAMESPACE_FILES
 
-# Joining order: the user namespace first (it owns the others), mount last
+# Joining order, for create and exec alike: the user namespace first (it
+# owns the others, and gives us the capabilities to join them), mount last
 # (after it, paths given for the other namespaces would resolve differently).
-_JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+# namespace type -> its clone/unshare/setns flag (the constants live in linux)
+NAMESPACE_FLAGS = {
+    "pid": linux.CLONE_NEWPID, "network": linux.CLONE_NEWNET, "mount": linux.CLONE_NEWNS,
+    "ipc": linux.CLONE_NEWIPC, "uts": linux.CLONE_NEWUTS, "user": linux.CLONE_NEWUSER,
+    "cgroup": linux.CLONE_NEWCGROUP, "time": linux.CLONE_NEWTIME,
+}
 
 
 class NamespacePlan:
@@ -24,12 +35,19 @@ class NamespacePlan:
                 joins[ns.type] = ns.path
             else:
                 self.new_types.add(ns.type)
-                self.new_flags |= ns.flag
-        self.join = [(t, joins[t]) for t in _JOIN_ORDER if t in joins]
+                self.new_flags |= NAMESPACE_FLAGS[ns.type]
+        self.join = [(t, joins[t]) for t in JOIN_ORDER if t in joins]
         self.new_user = "user" in self.new_types
 
     def has(self, ns_type):
         return ns_type in self.new_types or any(t == ns_type for t, _ in self.join)
+
+    def needs_stage1(self):
+        """Without user and time namespaces nothing has to happen between
+        entering the namespaces and forking pid 1 that the parent cannot do
+        for itself (a user namespace must exist before the others, owning
+        them; time offsets must be written before the first process enters)."""
+        return self.has("user") or self.has("time")
 
     def open_join_fds(self):
         """Open every namespace path up front (in the runtime's own view of
@@ -79,12 +97,53 @@ def fork_into_pid_ns(join_fd=None, new=False):
     return pid
 
 
-def join_all(fds):
-    from .spec import NAMESPACE_FLAGS
-
+def enter(fds, skip_pid=False, kernel=linux):
+    """setns into each (type, fd) in the order given (JOIN_ORDER), closing
+    the fds; the pid namespace is skipped (its fd just closed) where the
+    caller was already forked into it."""
     for ns_type, fd in fds:
-        linux.setns(fd, NAMESPACE_FLAGS[ns_type])
-        os.close(fd)
+        if not (skip_pid and ns_type == "pid"):
+            kernel.setns(fd, NAMESPACE_FLAGS[ns_type])
+        kernel.close(fd)
+
+
+def become_root(kernel=linux):
+    """uid/gid 0 of the user namespace just entered."""
+    kernel.setresgid(0, 0, 0)
+    kernel.setresuid(0, 0, 0)
+
+
+def open_process_namespaces(pid, expected_start):
+    """exec: fds of the init's namespaces that differ from ours, in join
+    order; the init is pinned by a pidfd meanwhile, so they are surely its."""
+    from .procfs import start_time
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (ProcessLookupError, OSError):
+        raise StateError("cannot exec in a stopped container") from None
+    fds = []
+    try:
+        for ns_type in JOIN_ORDER:
+            name = NAMESPACE_FILES[ns_type]
+            try:
+                fd = os.open("/proc/%d/ns/%s" % (pid, name), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # e.g. no time namespaces in this kernel
+            st, mine = os.fstat(fd), os.stat("/proc/self/ns/" + name)
+            if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+                os.close(fd)
+                continue
+            fds.append((ns_type, fd))
+        if expected_start is not None and start_time(pid) != expected_start:
+            raise StateError("cannot exec in a stopped container")
+    except BaseException:
+        for _, fd in fds:
+            os.close(fd)
+        raise
+    finally:
+        os.close(pidfd)
+    return fds
 
 
 def write_id_maps(pid, uid_mappings, gid_mappings, deny_setgroups=False):

@@ -8,12 +8,12 @@ import sys
 
 CHILD = r'''
 import sys
-from pyrunc.process import preload_modules
+from pyrunc.child import preload
 from pyrunc.spec import Spec
 
 spec = Spec({"ociVersion": "1.0.2", "process": {"args": ["true"], "cwd": "/"},
              "hooks": {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat >/dev/null; exit 4"]}]}})
-preload_modules(spec)
+preload(spec.process, spec.linux, hooks=True)
 from pyrunc import hooks
 
 
