@@ -8,8 +8,7 @@ Attributes are resolved lazily so that `import pyrunc` stays cheap for the
 CLI, which pays for every import on every verb.
 """
 
-__version__ = "0.1.0"
-OCI_VERSION = "1.3.0"
+from .version import OCI_VERSION, __version__
 
 __all__ = ["Container", "PyruncError", "__version__", "OCI_VERSION"]
 

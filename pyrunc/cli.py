@@ -5,7 +5,7 @@ and its imports off every verb's start-up."""
 import os
 import sys
 
-from . import OCI_VERSION, __version__
+from .version import OCI_VERSION, __version__
 from .errors import PyruncError
 
 USAGE_ERROR = 1

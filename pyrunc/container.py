@@ -9,12 +9,10 @@ cgroup-backed verbs).  The library face of pyrunc; the CLI is a thin layer.
 """
 import os
 
-from . import OCI_VERSION
 from .errors import ContainerNotFound, PyruncError, StateError
-from .procfs import is_alive, start_time
-from .state import StateDir
-
-CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+from .procfs import is_alive, start_time, wait_gone
+from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, StateDir  # noqa: F401  (statuses re-exported)
+from .version import OCI_VERSION
 
 
 def _log():
@@ -315,25 +313,5 @@ def signal_process(pid, expected_start, sig, quiet=False):
     except ProcessLookupError:
         if not quiet:
             raise StateError("container not running") from None
-    finally:
-        os.close(pidfd)
-
-
-def wait_gone(pid, expected_start, timeout=10.0):
-    """Wait until a process that is not our child has exited."""
-    import select
-
-    if not pid:
-        return
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if expected_start is not None and start_time(pid) != expected_start:
-            return
-        p = select.poll()
-        p.register(pidfd, select.POLLIN)
-        p.poll(int(timeout * 1000))
     finally:
         os.close(pidfd)

@@ -9,7 +9,7 @@ from .state import StateDir, rfc3339_now, write_atomic
 
 
 def create_container(cls, cid, bundle, root, opts):
-    from .container import CREATED, CREATING
+    from .state import CREATED, CREATING
     from .namespaces import NamespacePlan
     from .process import check_inherited_fds
     from .semantics import check_spec, load_spec
@@ -173,7 +173,7 @@ class _Undo:
             self.net = None
 
     def undo(self, container):
-        from .container import wait_gone
+        from .procfs import wait_gone
 
         if self.net is not None and self.net[1]:
             # While the init lives its namespace does: give the devices back

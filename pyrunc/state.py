@@ -11,6 +11,9 @@ from . import jsonio
 
 from .errors import ContainerExists, ContainerNotFound, InvalidID
 
+# A container's status, as `state` reports it.
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
 DEFAULT_ROOT = "/run/pyrunc"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
