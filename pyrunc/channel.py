@@ -79,6 +79,7 @@ class Channel:
     fd socket.  Both ends are built by pair()."""
 
     __slots__ = ("rfd", "wfd", "fd_sock", "_buf")
+    trace = None  # a list to append ("send"|"recv", tag) to (tests; a debugging aid)
 
     def __init__(self, rfd, wfd, fd_sock=-1):
         self.rfd = rfd
@@ -88,6 +89,8 @@ class Channel:
 
     def send(self, tag, payload=""):
         line = (tag + (" " + payload.replace("\n", "\\n") if payload else "") + "\n").encode()
+        if Channel.trace is not None:
+            Channel.trace.append(("send", tag))
         os.write(self.wfd, line)
 
     def recv(self):
@@ -98,10 +101,14 @@ class Channel:
             except InterruptedError:
                 continue
             if not chunk:
+                if Channel.trace is not None:
+                    Channel.trace.append(("recv", EOF))
                 return EOF, ""
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         tag, _, payload = line.decode(errors="replace").partition(" ")
+        if Channel.trace is not None:
+            Channel.trace.append(("recv", tag))
         return tag, payload.replace("\\n", "\n")
 
     def expect(self, tag):

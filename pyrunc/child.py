@@ -55,20 +55,21 @@ class Entry:
         self.close_fds = close_fds
 
 
-def child_main(entry, job, ch):
+def child_main(entry, job, ch, kernel=linux):
     """The forked child: into the container, then become `job`.  Never
-    returns; any failure is reported on the channel."""
+    returns; any failure is reported on the channel.  Every syscall goes
+    through `kernel` (the linux module; tests pass a recording fake)."""
     try:
         default_signals()
         for fd in entry.close_fds:
             os.close(fd)  # e.g. the state dir lock: the verbs after create need it
         if entry.two_stage:
-            _stage1(entry, job, ch)  # returns in the forked grandchild only
+            _stage1(entry, job, ch, kernel)  # returns in the forked grandchild only
         else:
-            _enter_direct(entry, job, ch)
+            _enter_direct(entry, job, ch, kernel)
     except BaseException as e:  # noqa: B902 - report anything to the parent
         ch.fail(e)
-    job.become(ch)
+    job.become(ch, kernel)
     os._exit(1)
 
 
@@ -104,7 +105,7 @@ def _stage1(entry, job, ch, kernel=linux):
         # are still dumpable, holding nothing but our own new user
         # namespace (none joined yet), which owns the time namespace.
         kernel.unshare(linux.CLONE_NEWTIME)
-        write_time_offsets(entry.time_offsets)
+        write_time_offsets(entry.time_offsets, kernel)
         flags &= ~linux.CLONE_NEWTIME
     kernel.set_dumpable(False)  # (already so unless the runtime is unprivileged)
     enter(entry.join_fds, kernel=kernel)
@@ -113,7 +114,7 @@ def _stage1(entry, job, ch, kernel=linux):
     if entry.time_offsets is not None and not time_early:
         # Before the switch to the namespace's root: we are not dumpable,
         # so /proc/self/* belongs to the host's root -- still our fsuid.
-        write_time_offsets(entry.time_offsets)
+        write_time_offsets(entry.time_offsets, kernel)
     if entry.user_ns:
         become_root(kernel)
     # The forked process shares the channel: it may speak only after we
@@ -237,18 +238,18 @@ class InitJob:
     def prepare(self):
         """Nothing before the namespaces: the rootfs is still reachable."""
 
-    def become(self, ch):
+    def become(self, ch, kernel=linux):
         try:
-            exe, env, seccomp, state_doc = self._create(ch)
+            exe, env, seccomp, state_doc = self._create(ch, kernel)
         except BaseException as e:  # noqa: B902
             ch.fail(e)
-        self._wait_for_start(exe, env, seccomp, state_doc)
+        self._wait_for_start(exe, env, seccomp, state_doc, kernel)
 
-    def _create(self, ch):
+    def _create(self, ch, kernel):
         """Everything up to READY ... COMMIT."""
         spec = self.spec
         plan = self.plan
-        os.setsid()
+        kernel.setsid()
         from .rootfs import RootfsBuilder
         from .security.exec_guard import runtime_exe_identity
 
@@ -256,7 +257,7 @@ class InitJob:
         builder = RootfsBuilder(spec, self.rootfs, in_userns=plan.has("user"),
                                 cgroup_manager=self.cgroup_manager,
                                 new_cgroupns="cgroup" in plan.new_types,
-                                own_mount_ns=plan.has("mount"), idmapped=self.idmapped)
+                                own_mount_ns=plan.has("mount"), idmapped=self.idmapped, kernel=kernel)
         builder.prepare()
         ch.send(MOUNTS_READY)  # the runtime runs prestart/createRuntime hooks
         ch.expect(HOOKS_DONE)
@@ -276,7 +277,7 @@ class InitJob:
             setup_console(self.console_fd, spec.process.console_size, mount_console=True)
         # sysctls before readonlyPaths (usually /proc/sys) go read-only,
         # through the procfs this init mounted (pivot checked it is there).
-        set_identity_names(spec, plan)
+        set_identity_names(spec, plan, kernel)
         apply_sysctl(spec.linux.sysctl, builder.proc_handle())
         builder.finalize()
         if not self.no_new_keyring:
@@ -289,7 +290,7 @@ class InitJob:
         ch.close()
         return exe, env, seccomp, state_doc
 
-    def _wait_for_start(self, exe, env, seccomp, state_doc):
+    def _wait_for_start(self, exe, env, seccomp, state_doc, kernel):
         """Created: wait for `start`.  Opening for writing blocks until start
         opens the fifo for reading; the fd is close-on-exec, so start sees
         EOF exactly when execve succeeded (or the init died)."""
@@ -304,7 +305,7 @@ class InitJob:
 
                 run_hooks("startContainer", hooks, state_doc)
             exec_process(self.spec.process, exe, env, self.preserve_fds + self.listen_fds, keep_fd=wfd,
-                         linux_spec=self.spec.linux, seccomp=seccomp)
+                         linux_spec=self.spec.linux, seccomp=seccomp, kernel=kernel)
         except BaseException as e:  # noqa: B902
             # Tell `start` through the fifo; if it could not even be opened,
             # the container's stderr is the only channel left.
@@ -405,9 +406,9 @@ class ExecJob:
         self.runtime_identity = runtime_exe_identity()
         self.seccomp = compile_seccomp(self.linux_spec)
 
-    def become(self, ch):
+    def become(self, ch, kernel=linux):
         try:
-            os.setsid()
+            kernel.setsid()
             proc = self.proc
             if proc.terminal:
                 from .console import setup_console
@@ -420,7 +421,7 @@ class ExecJob:
             # The write end stays open through execve (close-on-exec): EOF
             # tells the runtime the exec succeeded, ERROR why it did not.
             exec_process(proc, exe, env, self.preserve_fds, keep_fd=ch.wfd, linux_spec=self.linux_spec,
-                         seccomp=seccomp)
+                         seccomp=seccomp, kernel=kernel)
         except BaseException as e:  # noqa: B902
             ch.fail(e)
 

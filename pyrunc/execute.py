@@ -274,7 +274,7 @@ def _sub_dir(base, sub):
     return path
 
 
-def spawn_process(c, proc, spec, ns_fds, console_fd, mgr, cgroup_dirs, opts, subreaper):
+def spawn_process(c, proc, spec, ns_fds, console_fd, mgr, cgroup_dirs, opts, subreaper, kernel=linux):
     """Fork the process into container `c` (spawn.spawn) and wait for its
     execve: -> its host pid; raise with its own words if it could not be
     executed."""
@@ -304,8 +304,8 @@ def spawn_process(c, proc, spec, ns_fds, console_fd, mgr, cgroup_dirs, opts, sub
             join_rdt_group(pid, rdt)
 
     if subreaper:
-        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
-    spawned = spawn(entry, job, join_cgroup=join, pidns=(dict(ns_fds).get("pid"), False))
+        kernel.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    spawned = spawn(entry, job, join_cgroup=join, pidns=(dict(ns_fds).get("pid"), False), kernel=kernel)
     ch = spawned.channel
     try:
         while True:

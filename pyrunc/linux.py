@@ -89,12 +89,34 @@ FSCONFIG_CMD_CREATE = 6
 MOUNT_ATTR_IDMAP = 0x100000
 
 
-# The os calls that the spawn, namespace and rootfs steps make through the
-# kernel seam (this module; tests pass a recording fake with the same names).
+# The kernel seam: the spawn, namespace, rootfs and process steps make every
+# syscall through one object, this module by default; tests/fakekernel.py is
+# a recording fake with the same names.  Besides the shim's calls below,
+# these are the os module's.
+open = os.open
 close = os.close
+fstat = os.fstat
+mkdir = os.mkdir
+mknod = os.mknod
+chown = os.chown
+chmod = os.chmod
+symlink = os.symlink
+unlink = os.unlink
+readlink = os.readlink
+chdir = os.chdir
+fchdir = os.fchdir
+statvfs = os.statvfs
+exists = os.path.exists
+isdir = os.path.isdir
+realpath = os.path.realpath
 fork = os.fork
+setsid = os.setsid
+setgroups = os.setgroups
 setresuid = os.setresuid
 setresgid = os.setresgid
+umask = os.umask
+execve = os.execve
+write = os.write
 
 
 def _check(rc, what=None):

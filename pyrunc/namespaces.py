@@ -72,28 +72,28 @@ class NamespacePlan:
         return fds
 
 
-def fork_into_pid_ns(join_fd=None, new=False):
+def fork_into_pid_ns(join_fd=None, new=False, kernel=linux):
     """os.fork() with the child in another pid namespace and the caller
     staying in its own: setns(join_fd) or unshare (new=True) CLONE_NEWPID
     changes only the caller's pid_for_children, which goes back to its own
     namespace right after the fork, before anything else can fork.  The
     child becomes pid 1 of a new namespace.  Returns what os.fork() does."""
     if join_fd is None and not new:
-        return os.fork()
-    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        return kernel.fork()
+    own = kernel.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         if join_fd is not None:
-            linux.setns(join_fd, linux.CLONE_NEWPID)
+            kernel.setns(join_fd, linux.CLONE_NEWPID)
         else:
-            linux.unshare(linux.CLONE_NEWPID)
+            kernel.unshare(linux.CLONE_NEWPID)
         pid = -1
         try:
-            pid = os.fork()
+            pid = kernel.fork()
         finally:
             if pid != 0:
-                linux.setns(own, linux.CLONE_NEWPID)
+                kernel.setns(own, linux.CLONE_NEWPID)
     finally:
-        os.close(own)
+        kernel.close(own)
     return pid
 
 
@@ -157,22 +157,24 @@ def write_id_maps(pid, uid_mappings, gid_mappings, deny_setgroups=False):
         _write("/proc/%d/gid_map" % pid, "".join(m.line() for m in gid_mappings))
 
 
-def _write(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+def _write(path, text, kernel=linux):
+    fd = kernel.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        os.write(fd, text.encode())
+        kernel.write(fd, text.encode())
     finally:
-        os.close(fd)
+        kernel.close(fd)
 
 
-def write_time_offsets(offsets):
+def write_time_offsets(offsets, kernel=linux):
     """/proc/self/timens_offsets, after unshare(CLONE_NEWTIME), before any
     process enters the namespace."""
-    clocks = {"monotonic": 1, "boottime": 7}
+    import time
+
+    clocks = {"monotonic": time.CLOCK_MONOTONIC, "boottime": time.CLOCK_BOOTTIME}
     lines = []
     for name, off in offsets.items():
         if name not in clocks:
             raise ConfigError("linux.timeOffsets: unknown clock %r" % name)
         lines.append("%d %d %d\n" % (clocks[name], off.secs, off.nanosecs))
     if lines:
-        _write("/proc/self/timens_offsets", "".join(lines))
+        _write("/proc/self/timens_offsets", "".join(lines), kernel)

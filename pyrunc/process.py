@@ -65,7 +65,7 @@ def _check_exec(name, path):
         raise ExecError('exec: "%s": permission denied' % name, 126)
 
 
-def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None):
+def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None, kernel=linux):
     """Drop privileges and execve, in runc's order: rlimits, close fds,
     bounding set, user, capabilities, cwd, no_new_privs, seccomp, exec.
 
@@ -73,7 +73,8 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
     activation and --preserve-fds) reach the process; every other fd is
     closed.  `seccomp` is a compiled filter: without no_new_privs loading
     it is privileged, so it goes in before the capabilities are dropped;
-    with no_new_privs as late as possible."""
+    with no_new_privs as late as possible.  The credential, cwd and exec
+    syscalls go through `kernel` (tests pass a recording fake)."""
     import resource
 
     for rl in proc.rlimits:
@@ -98,38 +99,38 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
         capabilities.drop_bounding(caps)
     user = proc.user
     if caps is not None:
-        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
-    set_groups(user.additional_gids)
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
+        kernel.prctl(linux.PR_SET_KEEPCAPS, 1)
+    set_groups(user.additional_gids, kernel)
+    kernel.setresgid(user.gid, user.gid, user.gid)
+    kernel.setresuid(user.uid, user.uid, user.uid)
     if caps is not None:
-        linux.prctl(linux.PR_SET_KEEPCAPS, 0)
+        kernel.prctl(linux.PR_SET_KEEPCAPS, 0)
         capabilities.apply_sets(caps)
     try:
-        os.chdir(proc.cwd)
+        kernel.chdir(proc.cwd)
     except OSError as e:
         raise PyruncError("process.cwd: chdir %s: %s" % (proc.cwd, e.strerror)) from None
-    os.umask(user.umask if user.umask is not None else 0o022)
+    kernel.umask(user.umask if user.umask is not None else 0o022)
     if proc.apparmor_profile or proc.selinux_label:
         from .security.lsm import apply_exec_labels
 
         apply_exec_labels(proc)
     if proc.no_new_privileges:
-        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        kernel.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp is not None:
         seccomp.load()
     try:
-        os.execve(exe, proc.args, env)
+        kernel.execve(exe, proc.args, env)
     except OSError as e:
         code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC) else 127
         raise ExecError('exec: "%s": %s' % (proc.args[0], e.strerror.lower()), code) from None
 
 
-def set_groups(gids):
+def set_groups(gids, kernel=linux):
     """setgroups(2), except where a user namespace denies it (rootless):
     then only an empty list is acceptable, and it is already in force."""
     try:
-        os.setgroups(gids)
+        kernel.setgroups(gids)
     except PermissionError:
         try:
             with open("/proc/self/setgroups") as f:

@@ -48,7 +48,7 @@ def spawn(entry, job, id_maps=None, join_cgroup=None, pidns=(None, False), kerne
         kernel.set_dumpable(False)
     pid = _fork(entry, pidns, kernel)
     if pid == 0:
-        child_main(entry, job, pair.child())  # never returns
+        child_main(entry, job, pair.child(), kernel)  # never returns
         os._exit(1)
     ch = pair.parent()
     try:
@@ -82,7 +82,7 @@ def _fork(entry, pidns, kernel):
         return kernel.fork()
     from .namespaces import fork_into_pid_ns
 
-    return fork_into_pid_ns(pidns[0], new=pidns[1])
+    return fork_into_pid_ns(pidns[0], new=pidns[1], kernel=kernel)
 
 
 def _kill(pid):
