@@ -2,6 +2,7 @@
 
 Constants live here too so that no caller needs the shim's internals.
 """
+import errno
 import os
 
 from ._native_core import ffi, lib
@@ -186,7 +187,7 @@ def openat2(dirfd, path, flags, resolve, mode=0):
     bpath = _b(path)
     for _ in range(OPENAT2_ATTEMPTS - 1):
         rc = lib.pyrunc_openat2(dirfd, bpath, flags | os.O_CLOEXEC, mode, resolve)
-        if rc >= 0 or ffi.errno != 11:  # EAGAIN
+        if rc >= 0 or ffi.errno != errno.EAGAIN:
             return _check(rc, path)
     return _check(lib.pyrunc_openat2(dirfd, bpath, flags | os.O_CLOEXEC, mode, resolve), path)
 

@@ -10,12 +10,14 @@ Every syscall goes through a kernel object, the linux module unless a test
 passes its fake (`k=` / RootfsBuilder(kernel=)): the mount plan, device
 nodes and pivot are unit-tested on a recording fake (tests/fakekernel.py).
 """
+import errno
 import os
 import stat
 
 from . import linux
 from .errors import PyruncError
 from .procfs import PROC_SUPER_MAGIC
+from .spec import DEFAULT_DEVICES
 
 L = linux
 
@@ -67,11 +69,6 @@ _IGNORED_OPTIONS = frozenset(("tmpcopyup", "idmap", "ridmap"))
 _ST_LOCKED = ((1, L.MS_RDONLY), (2, L.MS_NOSUID), (4, L.MS_NODEV), (8, L.MS_NOEXEC),
               (1024, L.MS_NOATIME), (2048, L.MS_NODIRATIME), (4096, L.MS_RELATIME))
 
-DEFAULT_DEVICES = (
-    # path, major, minor
-    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
-)
 DEV_SYMLINKS = (
     ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
     ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
@@ -190,7 +187,7 @@ def make_path_in_root(rootfd, path, is_dir=True, mode=0o755, k=L):
             if stat.S_ISLNK(k.fstat(fd).st_mode):
                 links += 1
                 if links > 40:
-                    raise OSError(40, "Too many levels of symbolic links", path)
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
                 target = k.readlink("", dir_fd=fd)
                 if target.startswith("/"):
                     done = []
@@ -394,7 +391,7 @@ class RootfsBuilder:
         try:
             fd = open_in_root(self.rootfd, dest, L.O_PATH | os.O_DIRECTORY, extra_resolve, k=self.k)
         except OSError as e:
-            if e.errno in (40, 20):  # ELOOP, ENOTDIR
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise MountError("mount destination %s is not a real directory inside the rootfs" % dest) from None
             raise
         return fd
@@ -431,18 +428,15 @@ class RootfsBuilder:
 
     # -- /dev -------------------------------------------------------------
     def create_devices(self):
-        seen = set()
-        for path, major, minor in DEFAULT_DEVICES:
-            seen.add(path)
+        """linux.devices, then the default nodes the config does not list."""
         for dev in self.spec.linux.devices:
             self.make_device(dev.path, dev.type, dev.major, dev.minor,
                              dev.file_mode if dev.file_mode is not None else 0o666,
                              dev.uid or 0, dev.gid or 0)
-            seen.discard(dev.path)
         configured = {d.path for d in self.spec.linux.devices}
-        for path, major, minor in DEFAULT_DEVICES:
+        for path, dtype, major, minor in DEFAULT_DEVICES:
             if path not in configured:
-                self.make_device(path, "c", major, minor, 0o666, 0, 0)
+                self.make_device(path, dtype, major, minor, 0o666, 0, 0)
 
     def make_device(self, path, dtype, major, minor, mode, uid, gid):
         parent_path, name = os.path.split(path.rstrip("/"))

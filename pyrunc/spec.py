@@ -9,11 +9,12 @@ the validation layer (pyrunc.semantics) parses them once, at load time, into
 `linux.resources` and `linux.seccomp`; this model imports neither.
 """
 
-# The device nodes every container gets (and runc's cgroup allow-list
-# grants): path, type, major, minor.
+# The device nodes every container gets, the one table for both the nodes
+# (rootfs) and runc's cgroup allow-list (cgroups.devices): path, type,
+# major, minor, in the allow-list's order.
 DEFAULT_DEVICES = (
-    ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
-    ("/dev/random", "c", 1, 8), ("/dev/urandom", "c", 1, 9), ("/dev/tty", "c", 5, 0),
+    ("/dev/null", "c", 1, 3), ("/dev/random", "c", 1, 8), ("/dev/full", "c", 1, 7),
+    ("/dev/tty", "c", 5, 0), ("/dev/zero", "c", 1, 5), ("/dev/urandom", "c", 1, 9),
 )
 
 # /proc/<pid>/ns/<file> for each namespace type
