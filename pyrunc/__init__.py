@@ -8,7 +8,8 @@ Attributes are resolved lazily so that `import pyrunc` stays cheap for the
 CLI, which pays for every import on every verb.
 """
 
-from .version import OCI_VERSION, __version__
+__version__ = "0.1.0"
+OCI_VERSION = "1.3.0"
 
 __all__ = ["Container", "PyruncError", "__version__", "OCI_VERSION"]
 

@@ -9,10 +9,10 @@ cgroup-backed verbs).  The library face of pyrunc; the CLI is a thin layer.
 """
 import os
 
+from . import OCI_VERSION
 from .errors import ContainerNotFound, PyruncError, StateError
 from .procfs import is_alive, start_time, wait_gone
 from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, StateDir  # noqa: F401  (statuses re-exported)
-from .version import OCI_VERSION
 
 
 def _log():

@@ -12,7 +12,7 @@ def create_container(cls, cid, bundle, root, opts):
     from .state import CREATED, CREATING
     from .namespaces import NamespacePlan
     from .process import check_inherited_fds
-    from .semantics import check_spec, load_spec
+    from .validate import check_spec, load_spec
 
     listen_fds = check_inherited_fds(opts.preserve_fds)  # before we open any fd
     bundle = os.path.abspath(bundle or ".")

@@ -1,7 +1,7 @@
 """`pyrunc spec`: the default config.json (runc's defaults, spec 1.3.0)."""
 import os
 
-from .version import OCI_VERSION
+from . import OCI_VERSION
 from .errors import PyruncError
 
 _DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]

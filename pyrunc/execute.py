@@ -19,37 +19,61 @@ from . import linux
 from .errors import ConfigError, PyruncError, StateError
 
 
-class ExecOptions:
-    __slots__ = ("detach", "pid_file", "console_socket", "preserve_fds", "cgroups",
-                 "ignore_paused", "no_new_keyring")
+class ProcessOverrides:
+    """What `exec` changes in the container's own process (runc's
+    getProcess): the command line's --cwd, --env, --tty, --user, ..."""
 
-    def __init__(self, detach=False, pid_file=None, console_socket=None, preserve_fds=0,
-                 cgroups=(), ignore_paused=False, no_new_keyring=False):
+    __slots__ = ("args", "cwd", "env", "terminal", "uid", "gid", "additional_gids", "apparmor_profile",
+                 "selinux_label", "add_caps", "no_new_privileges")
+
+    def __init__(self, args, cwd=None, env=(), terminal=False, uid=None, gid=None, additional_gids=(),
+                 apparmor_profile=None, selinux_label=None, add_caps=(), no_new_privileges=False):
+        self.args = list(args)
+        self.cwd = cwd
+        self.env = list(env)
+        self.terminal = terminal
+        self.uid = uid
+        self.gid = gid
+        self.additional_gids = list(additional_gids)
+        self.apparmor_profile = apparmor_profile
+        self.selinux_label = selinux_label
+        self.add_caps = list(add_caps)
+        self.no_new_privileges = no_new_privileges
+
+
+class ExecRequest:
+    """One `exec`: the process (a process.json file, or overrides of the
+    container's own process) and how to run it."""
+
+    __slots__ = ("process_file", "overrides", "detach", "pid_file", "console_socket", "preserve_fds",
+                 "cgroups", "ignore_paused", "no_new_keyring")
+
+    def __init__(self, process_file=None, overrides=None, detach=False, pid_file=None, console_socket=None,
+                 preserve_fds=0, cgroups=(), ignore_paused=False, no_new_keyring=False):
+        self.process_file = process_file
+        self.overrides = overrides
         self.detach = detach
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.console_socket = os.path.abspath(console_socket) if console_socket else None
         self.preserve_fds = preserve_fds
         self.cgroups = list(cgroups or ())
         self.ignore_paused = ignore_paused
-        self.no_new_keyring = no_new_keyring
+        self.no_new_keyring = no_new_keyring  # set from the container's record by exec_in
 
 
 # -- the verb ------------------------------------------------------------------
 
-def exec_cli(g, ns):
+def exec_in(cid, root, request):
+    """`exec` into container `cid` under state root `root`: foreground, the
+    process's exit code; detached, 0."""
     from .container import Container
 
-    try:
-        preserve = int(ns.preserve_fds)
-    except ValueError:
-        raise PyruncError("invalid value %r for --preserve-fds" % ns.preserve_fds) from None
-    check_preserved_fds(preserve)  # before any fd of ours exists
-    c = Container.load(ns.args[0], g.root)
-    doc = process_from_cli(ns, c)
-    opts = ExecOptions(detach=ns.detach, pid_file=ns.pid_file, console_socket=ns.console_socket,
-                       preserve_fds=preserve, cgroups=ns.cgroup, ignore_paused=ns.ignore_paused,
-                       no_new_keyring=bool(c.record.get("no_new_keyring")))
-    return execute(c, doc, opts)
+    check_preserved_fds(request.preserve_fds)  # before any fd of ours exists
+    c = Container.load(cid, root)
+    cfg = c.dir.read_json("config.json")  # a fresh copy: changed freely below
+    doc = process_document(request, cfg)
+    request.no_new_keyring = bool(c.record.get("no_new_keyring"))
+    return execute(c, doc, request, cfg)
 
 
 def check_preserved_fds(n):
@@ -60,75 +84,49 @@ def check_preserved_fds(n):
             raise PyruncError("unable to stat preserved-fd %d (of %d): %s" % (fd - 3, n, e.strerror)) from None
 
 
-def process_from_cli(ns, c):
-    """The process document: `--process FILE`, or the container's own
-    process with the command line's overrides (runc's getProcess)."""
-    if ns.process:
-        return load_process_file(ns.process)
-    cfg = c.dir.read_json("config.json") or {}
-    from .jsonio import dumps, loads
+def process_document(request, cfg):
+    """The process document, checked (runc's rules, then the schema):
+    `request.process_file`, or the container's own process with the
+    request's overrides (runc's getProcess)."""
+    from .validate import load_process, validate_process
 
-    p = loads(dumps(cfg.get("process") or {}))  # a deep copy
-    p["args"] = list(ns.args[1:])
-    if ns.cwd:
-        p["cwd"] = ns.cwd
-    if ns.apparmor:
-        p["apparmorProfile"] = ns.apparmor
-    if ns.process_label:
-        p["selinuxLabel"] = ns.process_label
-    if ns.cap:
+    if request.process_file:
+        doc = load_process(request.process_file)
+        check_process_doc(doc, request.process_file)
+        return doc
+    doc = apply_overrides((cfg or {}).get("process") or {}, request.overrides)
+    check_process_doc(doc)
+    return validate_process(doc, "process")
+
+
+def apply_overrides(p, o):
+    p["args"] = list(o.args)
+    if o.cwd:
+        p["cwd"] = o.cwd
+    if o.apparmor_profile:
+        p["apparmorProfile"] = o.apparmor_profile
+    if o.selinux_label:
+        p["selinuxLabel"] = o.selinux_label
+    if o.add_caps:
         caps = p.setdefault("capabilities", {})
-        for cap in ns.cap:
+        for cap in o.add_caps:
             for field in ("bounding", "effective", "permitted"):
                 caps.setdefault(field, []).append(cap)
             # ambient needs inheritable: only where the config has that set
             if caps.get("inheritable") is not None:
                 caps.setdefault("ambient", []).append(cap)
-    p["env"] = list(p.get("env") or []) + list(ns.env)
-    p["terminal"] = bool(ns.tty)
-    if ns.no_new_privs:
+    p["env"] = list(p.get("env") or []) + o.env
+    p["terminal"] = bool(o.terminal)
+    if o.no_new_privileges:
         p["noNewPrivileges"] = True
-    if ns.user:
+    if o.uid is not None:
         user = p.setdefault("user", {})
-        uid, sep, gid = ns.user.partition(":")
-        user["uid"] = _id(uid, "uid")
-        if sep:
-            user["gid"] = _id(gid, "gid")
-    for gid in ns.additional_gids:
-        p.setdefault("user", {}).setdefault("additionalGids", []).append(_id(gid, "additional gid"))
-    check_process_doc(p)
-    try:
-        from .validate import validate_process
-    except ImportError:
-        return p
-    return validate_process(p, "process")
-
-
-def _id(text, what):
-    try:
-        v = int(text)
-    except ValueError:
-        raise PyruncError("parsing %s as int for %s failed" % (text, what)) from None
-    if v < 0:
-        raise PyruncError("%s %d is negative" % (what, v))
-    return v
-
-
-def load_process_file(path):
-    try:
-        from .validate import load_process
-    except ImportError:
-        from .jsonio import loads
-
-        def load_process(path):
-            try:
-                with open(path, "rb") as f:
-                    return loads(f.read())
-            except (OSError, ValueError) as e:
-                raise ConfigError("cannot read: %s" % e, path) from None
-    doc = load_process(path)
-    check_process_doc(doc, path)
-    return doc
+        user["uid"] = o.uid
+        if o.gid is not None:
+            user["gid"] = o.gid
+    for gid in o.additional_gids:
+        p.setdefault("user", {}).setdefault("additionalGids", []).append(gid)
+    return p
 
 
 def check_process_doc(p, source="process"):
@@ -144,9 +142,10 @@ def check_process_doc(p, source="process"):
 
 # -- exec ------------------------------------------------------------------------
 
-def execute(c, doc, opts):
+def execute(c, doc, opts, cfg=None):
     """Run process document `doc` in container `c` (a loaded, locked
-    Container).  Foreground: returns the exit code; detached: 0."""
+    Container; `cfg` its config.json when already read) as ExecRequest
+    `opts` says.  Foreground: returns the exit code; detached: 0."""
     from .container import PAUSED, STOPPED
     from .spec import Process
 
@@ -156,11 +155,11 @@ def execute(c, doc, opts):
     if status == PAUSED and not opts.ignore_paused:
         raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
     proc = Process(doc)
-    check_security(proc, c)
+    spec = _stored_spec(c, cfg)
+    check_security(proc, spec)
     from .console import check_terminal
 
     check_terminal(proc.terminal, opts.detach, opts.console_socket)
-    spec = _stored_spec(c)
     mgr = c.cgroup_manager()
     cgroup_dirs = target_cgroups(mgr, opts.cgroups)
     from .namespaces import open_process_namespaces
@@ -206,17 +205,18 @@ def execute(c, doc, opts):
     return wait_foreground(gpid, ours)
 
 
-def _stored_spec(c):
+def _stored_spec(c, cfg=None):
     """The container's own config (validated at create), typed."""
-    cfg = c.dir.read_json("config.json")
+    if cfg is None:
+        cfg = c.dir.read_json("config.json")
     if cfg is None:
         return None
-    from .semantics import typed_spec
+    from .validate import typed_spec
 
     return typed_spec(cfg)
 
 
-def check_security(proc, c):
+def check_security(proc, spec):
     """Refuse what the process cannot get, before anything is made."""
     if proc.capabilities is not None:
         from .security.capabilities import check
@@ -229,7 +229,6 @@ def check_security(proc, c):
     if proc.scheduler or proc.io_priority or proc.exec_cpu_affinity:
         from .security import process_attrs
 
-        spec = c.spec()
         process_attrs.check(proc, spec.linux if spec else None)
 
 

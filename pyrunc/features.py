@@ -1,6 +1,6 @@
 """`pyrunc features`: what this build implements (runtime-spec features
 document).  Every claim here has a test behind it."""
-from .version import OCI_VERSION
+from . import OCI_VERSION
 
 
 def features():

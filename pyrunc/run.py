@@ -77,7 +77,7 @@ def run(cid, bundle, root, opts, detach=False, keep=False):
 def _wants_terminal(bundle, opts):
     """process.terminal in the bundle's config, with runc's checks for a
     foreground run (a console socket only makes sense when detaching)."""
-    from .semantics import load_spec
+    from .validate import load_spec
 
     try:
         _, spec = load_spec(os.path.abspath(bundle or "."))  # memoized for create

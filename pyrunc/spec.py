@@ -5,7 +5,7 @@ rest of pyrunc reads attributes instead of walking dicts.  Conventions:
 attribute names are the JSON names in snake_case; an absent object is None;
 an absent array is an empty list.  The resource and seccomp sections are
 typed by their own owners (pyrunc.cgroups.resources, pyrunc.security.seccomp):
-the validation layer (pyrunc.semantics) parses them once, at load time, into
+the validation layer (pyrunc.validate) parses them once, at load time, into
 `linux.resources` and `linux.seccomp`; this model imports neither.
 """
 
@@ -291,8 +291,8 @@ class Linux(_Node):
         self.personality = Personality(p) if p else None
         mp = d.get("memoryPolicy")
         self.memory_policy = MemoryPolicy(mp) if mp is not None else None
-        self.resources = None  # typed by pyrunc.semantics (Resources, runc's device rules added)
-        self.seccomp = None  # typed by pyrunc.semantics (security.seccomp.Seccomp)
+        self.resources = None  # typed by pyrunc.validate (Resources, runc's device rules added)
+        self.seccomp = None  # typed by pyrunc.validate (security.seccomp.Seccomp)
 
     def namespace(self, ns_type):
         for ns in self.namespaces:

@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 
-from ..version import OCI_VERSION
+from .. import OCI_VERSION
 from ..errors import PyruncError
 
 SECCOMP_FD_NAME = "seccompFd"

@@ -44,7 +44,7 @@ def init(tmp):
     from pyrunc.container import Container
     from pyrunc.create import _finish_spawn, _Undo
     from pyrunc.namespaces import NamespacePlan
-    from pyrunc.semantics import typed_spec
+    from pyrunc.validate import typed_spec
     from pyrunc.spawn import reap, spawn
     from pyrunc.state import StateDir
 
@@ -78,7 +78,7 @@ def init(tmp):
 
 def exec_(tmp, two_stage):
     """What `pyrunc exec` imports, and no more."""
-    from pyrunc.execute import ExecOptions, spawn_process
+    from pyrunc.execute import ExecRequest, spawn_process
     from pyrunc.spawn import reap
     from pyrunc.spec import Process
 
@@ -90,7 +90,7 @@ def exec_(tmp, two_stage):
     held = [os.open("/dev/null", os.O_RDONLY) for _ in range(2)]
     ns_fds = ([("user", held[0])] if two_stage else []) + [("mount", held[1])]
     pid = spawn_process(Stub(), Process(process_doc()), None, ns_fds, None, None, None,
-                        ExecOptions(detach=True, no_new_keyring=True), subreaper=False, kernel=k)
+                        ExecRequest(detach=True, no_new_keyring=True), subreaper=False, kernel=k)
     if not two_stage:
         reap(pid)
 

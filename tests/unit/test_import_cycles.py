@@ -1,6 +1,8 @@
 """No import cycle in pyrunc/: every `import`, at module level or inside a
 function (a lazy import is still a dependency), between pyrunc's own
-modules.  A package's implicit import by its submodules is not counted."""
+modules.  A submodule's import of its own ancestor package is not counted:
+the package is always initialised before its submodules, so reading a name
+from it (`from . import OCI_VERSION`) cannot start a cycle."""
 import ast
 import os
 
@@ -45,7 +47,8 @@ def imports_of(name, path, modules):
             found.update(submodules)  # `from pkg import module`
             if len(submodules) < len(node.names):
                 found.add(target)  # a name defined in `target` itself
-    return {m for m in found if m in modules and m != name}  # (_native_* are C extensions: leaves)
+    # (_native_* are C extensions: leaves)
+    return {m for m in found if m in modules and m != name and not name.startswith(m + ".")}
 
 
 def find_cycle(graph):

@@ -209,9 +209,9 @@ class Stub:
 
 
 def exec_opts():
-    from pyrunc.execute import ExecOptions
+    from pyrunc.execute import ExecRequest
 
-    return ExecOptions(detach=True, no_new_keyring=True)
+    return ExecRequest(detach=True, no_new_keyring=True)
 
 
 @pytest.mark.parametrize("two_stage", [False, True], ids=["direct", "two-stage"])
