@@ -1,6 +1,7 @@
 """`create`: the runtime side of making a container (spawn.py forks the
-init, child.py is the init, channel.py their messages).  Nothing is touched before the config is validated, and any
-failure undoes everything made so far."""
+init, child.py is the init, channel.py their messages).  Nothing is
+touched before the config is validated, and any failure undoes everything
+made so far."""
 import os
 
 from . import linux
@@ -9,9 +10,10 @@ from .state import StateDir, rfc3339_now, write_atomic
 
 
 def create_container(cls, cid, bundle, root, opts):
-    from .state import CREATED, CREATING
+    from .child import InitJob
     from .namespaces import NamespacePlan
     from .process import check_inherited_fds
+    from .state import CREATED, CREATING
     from .validate import check_spec, load_spec
 
     listen_fds = check_inherited_fds(opts.preserve_fds)  # before we open any fd
@@ -70,8 +72,10 @@ def create_container(cls, cid, bundle, root, opts):
             from .idmap import make_trees
 
             idmapped = make_trees(spec)  # with the host's privileges, before the fork
-        _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=console_fd,
-               listen_fds=listen_fds, idmapped=idmapped, notify_by_fd=notify_by_fd(spec))
+        job = InitJob(spec, rootfs, plan, -1, cid, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+                      preserve_fds=opts.preserve_fds or 0, listen_fds=listen_fds, console_fd=console_fd,
+                      cgroup_manager=mgr, idmapped=idmapped, notify_by_fd=notify_by_fd(spec))
+        _spawn(container, job, join_fds, opts.one_shot, made)
         container.record["status"] = CREATED
         container.save()
         if opts.pid_file:
@@ -217,22 +221,18 @@ class _Undo:
                 run_hooks("poststop", hooks, container.hook_state("stopped"), warn=logger().warning)
 
 
-def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=None, listen_fds=0,
-           idmapped=None, notify_by_fd=False):
+def _spawn(container, job, join_fds, one_shot, made):
     """Fork the init (spawn.spawn) and take it through the create messages
     up to READY."""
-    from .child import Entry, InitJob
+    from .child import Entry
     from .spawn import spawn
 
+    spec, plan, mgr = job.spec, job.plan, job.cgroup_manager
     # A library caller (not one_shot) always gets stage 1: the init is never
     # its child.  Unprivileged, the id maps need stage 1 anyway.
-    two_stage = not (opts.one_shot and os.geteuid() == 0 and not plan.needs_stage1())
-    fifo_fd = os.open(container.dir.fifo, linux.O_PATH | os.O_CLOEXEC)
+    two_stage = not (one_shot and os.geteuid() == 0 and not plan.needs_stage1())
+    job.fifo_fd = os.open(container.dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     try:
-        job = InitJob(spec, rootfs, plan, fifo_fd, container.id, no_pivot=opts.no_pivot,
-                      no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds or 0,
-                      listen_fds=listen_fds, console_fd=console_fd, cgroup_manager=mgr, idmapped=idmapped,
-                      notify_by_fd=notify_by_fd)
         entry = Entry(two_stage, join_fds, new_flags=plan.new_flags, new_user=plan.new_user,
                       time_offsets=spec.linux.time_offsets if "time" in plan.new_types else None,
                       user_ns=plan.has("user"), cgroup=None if two_stage else mgr,
@@ -241,7 +241,7 @@ def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=
                         join_cgroup=mgr.add_pid if two_stage and mgr is not None else None,
                         pidns=(dict(join_fds).get("pid"), "pid" in plan.new_types))
     finally:
-        os.close(fifo_fd)
+        os.close(job.fifo_fd)
     made.channel = spawned.channel
     if spawned.ours:
         made.child = spawned.pid  # an init forked directly is ours to reap
