@@ -360,7 +360,7 @@ def cmd_delete(g, ns):
     from .errors import ContainerNotFound
 
     try:
-        c = Container.load(ns.args[0], g.root)
+        c = Container.load(ns.args[0], g.root, damaged=True)
     except ContainerNotFound:
         if ns.force:
             return 0
@@ -375,10 +375,12 @@ def cmd_list(g, ns):
     states = []
     for cid in list_ids(g.root):
         try:
-            c = Container.load(cid, g.root, lock=False)
+            c = Container.load(cid, g.root, lock=False, damaged=True)
             s = c.state()
         except PyruncError:
-            continue
+            continue  # gone meanwhile
+        if c.damage is not None:
+            s["status"] = "damaged"  # listed, not hidden: `state ID` says what is wrong
         s["owner"] = _owner_name(c.dir.path)  # `list` names the owner, `state` does not (runc)
         states.append(s)
     if ns.quiet:

@@ -30,8 +30,33 @@ class Manager:
         raise NotImplementedError
 
     # -- lifecycle ----------------------------------------------------------
-    def create(self):
-        """Make the cgroup (joining any part that exists) and apply resources."""
+    def create(self, intend=None):
+        """Make the cgroup (joining any part that exists) and apply resources.
+        `intend(dirs, leaves)` is called before the first mkdir with every
+        directory about to be made (shallowest first) and the container's
+        own cgroups: the caller records them durably (write-ahead), so that
+        a create killed at any instant, even between a mkdir and its
+        record, leaves nothing `delete --force` does not find."""
+        if intend is not None:
+            intend(self.missing_dirs(), self.dirs())
+        self._create()
+
+    def missing_dirs(self):
+        """Directories of the cgroup (and its ancestors) that do not exist."""
+        out = []
+        for d in self.dirs():
+            missing = []
+            p = d
+            while p not in out and not os.path.isdir(p):
+                missing.append(p)
+                parent = os.path.dirname(p)
+                if parent == p:
+                    break
+                p = parent
+            out.extend(reversed(missing))
+        return out
+
+    def _create(self):
         try:
             for d in self.dirs():
                 self._make(d)

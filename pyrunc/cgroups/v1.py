@@ -55,7 +55,7 @@ class V1Manager(Manager):
     def path(self, ctrl):
         return self.paths.get(ctrl)
 
-    def create(self):
+    def _create(self):
         if self.rootless:
             # rootless: hierarchies we may not write to are dropped (runc
             # ignores those permission errors too)
@@ -66,7 +66,7 @@ class V1Manager(Manager):
                     if e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
                         raise
                     del self.paths[ctrl]
-        super().create()
+        super()._create()
 
     def _make(self, d):
         super()._make(d)
