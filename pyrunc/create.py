@@ -70,9 +70,6 @@ def create_container(cls, cid, bundle, root, opts):
     container = cls(sd, None)
     made = _Undo()
     try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            write_atomic(sd.file("config.json"), f.read(), 0o600)
-        make_exec_fifo(sd.fifo, spec)
         container.record = {
             "id": cid, "status": CREATING, "pid": 0, "init_start": None,
             "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
@@ -81,7 +78,11 @@ def create_container(cls, cid, bundle, root, opts):
         }
         if opts.no_new_keyring:
             container.record["no_new_keyring"] = True  # exec's processes too, as runc
-        mgr = _make_cgroup(spec, cid, opts)
+        container.save()  # first, so that the state dir never lacks a record for long
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            write_atomic(sd.file("config.json"), f.read(), 0o600)
+        make_exec_fifo(sd.fifo, spec)
+        mgr = _make_cgroup(spec, cid, opts, sd)
         if mgr is not None:
             made.cgroup = mgr
             container.record["cgroup"] = mgr.to_dict()
@@ -152,13 +153,14 @@ def write_pid_file(path, pid):
     write_atomic(path, str(pid).encode(), 0o644)
 
 
-def _make_cgroup(spec, cid, opts):
+def _make_cgroup(spec, cid, opts, sd):
     from .cgroups import manager_for
 
     mgr = manager_for(spec.linux.cgroups_path, cid, container_resources(spec),
                       rootless=bool(opts.rootless), systemd=opts.systemd_cgroup)
     if mgr is not None:
-        mgr.create()
+        # write-ahead: the journal names every directory before its mkdir
+        mgr.create(intend=lambda dirs, leaves: sd.intend("cgroup", dirs, leaves))
         if opts.rootless and set(spec.linux.resources_doc or ()) - {"devices"}:
             from .log import logger
 
@@ -176,7 +178,10 @@ def _make_rdt_group(spec, container):
         container.record["intel_rdt"] = group.to_dict()
         container.save()
 
-    record(prepare(spec.linux.intel_rdt, container.id, record))
+    def intend(path):
+        container.dir.intend("intel_rdt", [path])  # write-ahead, before its mkdir
+
+    record(prepare(spec.linux.intel_rdt, container.id, record, intend))
 
 
 def container_resources(spec):
