@@ -103,7 +103,11 @@ def _under_cgroup_mounts():
 
 
 def members(leaves):
-    """Pids in the leaves and every cgroup below them."""
+    """Live pids in the leaves and every cgroup below them (a zombie is
+    listed until its parent reaps it, but holds nothing and cannot be
+    killed again)."""
+    from .procfs import is_alive
+
     pids = set()
     for d in leaves:
         if os.path.isdir(d):
@@ -112,7 +116,7 @@ def members(leaves):
             except (OSError, ValueError):
                 pass
     pids.discard(os.getpid())
-    return sorted(pids)
+    return sorted(p for p in pids if is_alive(p, None))
 
 
 def kill_members(leaves, timeout=KILL_TIMEOUT):
