@@ -262,8 +262,12 @@ class Container:
         status = self.status()
         if status in (RUNNING, PAUSED) and not force:
             raise StateError("cannot delete container %s that is not stopped: %s" % (self.id, status))
-        config = self._raw_config()
+        # config.json (maybe megabytes) is parsed only when state.json
+        # cannot say where the cgroups are or whose their members are
+        config = self._raw_config() if self.damage is not None else None
         left = reclaim.gather(self.dir, None if self.damage else self.record, config)
+        if config is None and any(d not in left.ours for d in left.leaves):
+            config = self._raw_config()
         if self.damage is not None and not force and reclaim.members(left.leaves):
             raise StateError("%s; its cgroups still hold processes (delete --force kills them)" % self.damage)
         if status != STOPPED and self._init_is_member(left.leaves):
@@ -316,6 +320,7 @@ class Container:
     def _poststop_hooks(self, config):
         if self.damage is None:
             return self.hooks("poststop")
+        config = config if config is not None else self._raw_config()
         hooks = config.get("hooks") if isinstance(config, dict) else None
         if not isinstance(hooks, dict) or not hooks.get("poststop"):
             return []

@@ -18,6 +18,7 @@ from . import jsonio
 from .errors import ContainerExists, ContainerNotFound, InvalidID, StateDamaged
 
 DEFAULT_ROOT = "/run/pyrunc"
+INLINE_ANNOTATIONS_MAX = 64 << 10  # larger annotations live in annotations.json
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
@@ -131,17 +132,27 @@ class StateDir:
             return None
 
     def write_state(self, record):
-        """state.json, durably.  The annotations (which may be megabytes)
-        are serialised once per StateDir and spliced in: create saves the
-        record several times, each save stays linear in what changed."""
+        """state.json, durably.  The annotations are serialised once per
+        StateDir: spliced in when small, else written once to
+        annotations.json (they may be megabytes, and create saves the
+        record several times: each save stays as small as what changed)."""
         ann = record.get("annotations")
         if not ann:
             text = jsonio.dumps(record)
         else:
             if self._annotations is None or self._annotations[0] is not ann:
-                self._annotations = (ann, jsonio.dumps(ann))
-            rest = jsonio.dumps({k: v for k, v in record.items() if k != "annotations"})
-            text = rest[:-1] + ("," if len(rest) > 2 else "") + '"annotations":' + self._annotations[1] + "}"
+                text = jsonio.dumps(ann)
+                if len(text) > INLINE_ANNOTATIONS_MAX:
+                    write_atomic(self.file("annotations.json"), text.encode(), 0o600, durable=True)
+                    text = None
+                self._annotations = (ann, text)
+            rest = {k: v for k, v in record.items() if k != "annotations"}
+            if self._annotations[1] is None:
+                rest["annotations_in_file"] = True
+                text = jsonio.dumps(rest)
+            else:
+                text = jsonio.dumps(rest)
+                text = text[:-1] + ("," if len(text) > 2 else "") + '"annotations":' + self._annotations[1] + "}"
         write_atomic(self.file("state.json"), text.encode(), 0o600, durable=True)
 
     def read_state(self):
@@ -170,7 +181,18 @@ class StateDir:
         why = record_problem(record, self.id)
         if why:
             raise StateDamaged(self.id, why)
+        if record.get("annotations_in_file"):
+            record["annotations"] = self._read_annotations()
         return record
+
+    def _read_annotations(self):
+        try:
+            ann = self.read_json("annotations.json")
+        except (OSError, ValueError, SystemError, RecursionError) as e:
+            raise StateDamaged(self.id, "annotations.json: %s" % _first_line(e)) from None
+        if not _is_str_map(ann):
+            raise StateDamaged(self.id, "annotations.json: must be an object of strings")
+        return ann
 
     # -- write-ahead journal ----------------------------------------------
     def intend(self, kind, paths, leaves=()):
@@ -255,6 +277,7 @@ _OPTIONAL = (
     ("hook_kinds", lambda v: v is None or _is_str_list(v), "a list of strings"),
     ("intel_rdt", lambda v: v is None or _is_rdt(v), "a resctrl group record"),
     ("no_new_keyring", lambda v: isinstance(v, bool), "true or false"),
+    ("annotations_in_file", lambda v: isinstance(v, bool), "true or false"),
 )
 
 
