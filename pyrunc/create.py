@@ -376,7 +376,10 @@ def _finish_spawn(container, spec, sync, made, init_pid, notify_sock=None):
     sync.send("G")
     from .jsonio import dumps
 
-    sync.send("S", dumps(container.hook_state("creating")))
+    doc = container.hook_state("creating")
+    if not (spec.hooks.get("createContainer") or spec.hooks.get("startContainer")):
+        doc.pop("annotations", None)  # only the init's hooks read this state: keep it short
+    sync.send("S", dumps(doc))
     tag, payload = sync.recv()
     if tag == "N":
         fd = _take_notify_fd(init_pid, payload, notify_sock)
