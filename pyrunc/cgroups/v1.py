@@ -185,6 +185,9 @@ class V1Manager(Manager):
         d = self._need("blkio", "blockIO")
         bfq = not fs.exists(d, "blkio.weight") and fs.exists(d, "blkio.bfq.weight")
         weight_file = "blkio.bfq.weight" if bfq else "blkio.weight"
+        if b.weight and not fs.exists(d, weight_file):
+            raise CgroupError("%sblockIO.weight: this host has neither blkio.weight nor blkio.bfq.weight "
+                              "(no CFQ or BFQ I/O scheduler)" % P)
         if b.weight:
             fs.write(d, weight_file, b.weight, P + "blockIO.weight")
         if b.leaf_weight:
