@@ -9,7 +9,11 @@ PY := $(VENV)/bin/python
 PYRUNC := $(VENV)/bin/pyrunc
 APT_PACKAGES := build-essential pkg-config python3-venv python3-dev libseccomp-dev \
 	busybox-static runc crun iproute2 util-linux procps nftables \
-	containerd podman conmon buildah umoci skopeo containernetworking-plugins
+	containerd podman conmon buildah umoci skopeo containernetworking-plugins \
+	$(CRIU_LIBS)
+# What ../shared/tools/criu/criu (CRIU 4.2, checkpoint/restore) links against,
+# and iptables for its default network locking.
+CRIU_LIBS := libbsd0 libgnutls30 libnftables1 libprotobuf-c1 libnl-3-200 libnet1 libuuid1 iptables
 DEMO_DIR ?= /tmp/pyrunc-demo
 PYTEST_ARGS ?=
 
@@ -19,7 +23,7 @@ all: venv
 
 deps: .stamp-apt
 .stamp-apt:
-	@if ! command -v busybox >/dev/null || ! dpkg -s libseccomp-dev runc crun python3-venv containerd podman conmon buildah containernetworking-plugins nftables >/dev/null 2>&1; then \
+	@if ! command -v busybox >/dev/null || ! dpkg -s libseccomp-dev runc crun python3-venv containerd podman conmon buildah containernetworking-plugins nftables $(CRIU_LIBS) >/dev/null 2>&1; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
