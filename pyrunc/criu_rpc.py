@@ -205,7 +205,7 @@ class Swrk:
                 fds += [int.from_bytes(payload[i:i + 4], "little") for i in range(0, len(payload) - 3, 4)]
         if not data:
             code = self.wait()
-            raise CriuError("criu %s: criu exited (%s) without an answer" % (TYPE_NAMES.get(req_type, req_type), _status_text(code)))
+            raise CriuError("criu %s: criu exited (%s) without an answer" % (TYPE_NAMES.get(req_type, req_type), status_text(code)))
         return decode(RESP, data), fds
 
     def close(self):
@@ -268,7 +268,7 @@ def _close_from(first):
                 pass
 
 
-def _status_text(status):
+def status_text(status):
     if status is None:
         return "no status"
     if os.WIFSIGNALED(status):
