@@ -17,6 +17,7 @@ def checkpoint(cid, root, opts):
     status = c.status()
     if status in (CREATED, STOPPED):
         raise StateError("container cannot be checkpointed in %s state" % status)
+    rpc_opts = cs.CriuOptions.common_rpc_opts(opts)  # checks the flags first
     image_path = os.path.abspath(opts.image_path or "checkpoint")
     parent = _check_parent(image_path, opts.parent_path)
     features = {}
@@ -28,7 +29,6 @@ def checkpoint(cid, root, opts):
     _check_features(opts, parent, found)
     page_server = _page_server(opts.page_server)
     spec = c.spec()
-    rpc_opts = cs.CriuOptions.common_rpc_opts(opts)
     rpc_opts.update(pid=c.pid, root=c.record.get("rootfs"), leave_running=bool(opts.leave_running),
                     log_file="dump.log")
     rpc_opts.update(_config_file(spec))

@@ -31,7 +31,7 @@ OPTS = {
     "manage_cgroups_mode": (34, "int"), "external": (37, "str"), "empty_ns": (38, "int"),
     "join_ns": (39, JOIN_NS), "freeze_cgroup": (44, "str"), "lazy_pages": (48, "bool"),
     "status_fd": (49, "int"), "orphan_pts_master": (50, "bool"), "config_file": (51, "str"),
-    "lsm_profile": (53, "str"), "lsm_mount_context": (63, "str"),
+    "lsm_profile": (53, "str"), "cgroup_yard": (60, "str"), "lsm_mount_context": (63, "str"),
 }
 REQ = {"type": (1, "int"), "opts": (2, OPTS), "notify_success": (3, "bool"),
        "keep_open": (4, "bool"), "features": (5, FEATURES)}
@@ -147,14 +147,15 @@ class Swrk:
     """One `criu swrk` process.  `stdio`: the fds criu gets as 0, 1, 2 (a
     restored process may inherit them); `extra_fds` become 4, 5, ..."""
 
-    def __init__(self, binary, stdio=None, extra_fds=()):
+    def __init__(self, binary, stdio=None, extra_fds=(), prepare=None):
+        """`prepare`: run in the child before criu is executed."""
         import _socket
 
         self.binary = binary
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         self.sock = ours
         try:
-            self.pid = _spawn(binary, theirs.fileno(), stdio, extra_fds)
+            self.pid = _spawn(binary, theirs.fileno(), stdio, extra_fds, prepare)
         finally:
             theirs.close()  # criu dying must give us EOF, not a hang
         self.status = None
@@ -229,13 +230,15 @@ class Swrk:
         return self.status
 
 
-def _spawn(binary, sock_fd, stdio, extra_fds):
+def _spawn(binary, sock_fd, stdio, extra_fds, prepare):
     """fork + exec criu with `sock_fd` as its fd 3 and `extra_fds` from 4."""
     wanted = list(stdio or (0, 1, 2)) + [sock_fd] + list(extra_fds)
     pid = os.fork()
     if pid:
         return pid
     try:
+        if prepare is not None:
+            prepare()
         # Lift every source above the targets first, then dup2 into place:
         # a source number may be another's target.
         high = [_dup_above(fd, len(wanted)) for fd in wanted]

@@ -182,15 +182,18 @@ def read_json(path):
 
 
 def failure(what, err, log):
-    """One line for a failed CRIU request: the last error CRIU logged (its
-    reply names only the first, often a harmless one) and the log's path."""
-    last = ""
+    """One line for a failed CRIU request: the first real error CRIU logged
+    (its reply carries the first logged error, often the harmless rlimit
+    one; the last is only "... FAILED.") and the log's path."""
+    first = ""
     try:
         with open(log, errors="replace") as f:
             errors = [ln for ln in f.read().splitlines() if "Error (" in ln]
-        last = errors[-1].split(": ", 1)[-1].strip() if errors else ""
+        real = [e for e in errors if "RLIMIT_NOFILE" not in e and not e.rstrip().endswith("FAILED.")]
+        pick = real[0] if real else (errors[-1] if errors else "")
+        first = pick.split("): ", 1)[-1].strip()
     except OSError:
         log = None
-    if not last:
-        last = str(err).replace("\n", " ").strip()
-    return rpc.CriuError("%s: %s%s" % (what, last, " (log: %s)" % log if log else ""))
+    if not first:
+        first = str(err).replace("\n", " ").strip()
+    return rpc.CriuError("%s: %s%s" % (what, first, " (log: %s)" % log if log else ""))

@@ -5,7 +5,8 @@ then CRIU restores the process tree into it:
 
 - criu joins the cgroup before it restores (the tasks land there; on v1
   its cgroup paths become CRIU's cgroup roots);
-- the rootfs is bound at <state dir>/criu-root (CRIU wants a mount point);
+- the rootfs is bound at <state dir>/criu-root in criu's private mount
+  namespace (CRIU wants a mount point; the bind ends with criu);
 - external mounts get their host sources back by key, namespaces joined by
   path are handed over (net/pid as inherited fds, others as join_ns);
 - stdio pipes recorded at checkpoint are replaced by restore's own stdio;
@@ -51,12 +52,15 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
         from .errors import NotSupported
 
         raise NotSupported("systemd cgroup driver requested but systemd is not running")
+    rpc_opts = cs.CriuOptions.common_rpc_opts(opts)  # checks the flags first
+    if opts.manage_cgroups_mode == "strict":
+        raise PyruncError("--manage-cgroups-mode strict: CRIU requires the cgroups not to exist, and restore "
+                          "places the container in its cgroupsPath, made first with the config's limits")
     image_path = os.path.abspath(opts.image_path or "checkpoint")
     images = _check_images(image_path, spec, bundle)
     binary, _, found = cs.ready_criu(opts, {"lazy_pages": True} if opts.lazy_pages else None)
     if opts.lazy_pages and not found.get("lazy_pages"):
         raise PyruncError("--lazy-pages: CRIU reports no lazy-pages support (userfaultfd) on this kernel")
-    rpc_opts = cs.CriuOptions.common_rpc_opts(opts)
     if create_opts.pid_file:
         create_opts.pid_file = os.path.abspath(create_opts.pid_file)
     if create_opts.console_socket:
@@ -104,7 +108,7 @@ class _Restore:
         self.opts = opts
         self.binary = binary
         self.container = None
-        self.criu_root = None
+        self.criu_dirs = []
         self.master = None  # the new pty master, kept for a foreground proxy
         self.console = None
         self.undo = None
@@ -140,7 +144,8 @@ class _Restore:
             c.save()
             images = cs.open_dir(image_path, "--image-path")
             rpc_opts.update(images_dir_fd=images, log_file="restore.log", evasive_devices=True,
-                            rst_sibling=True, root=self._bind_rootfs())
+                            rst_sibling=True, root=self._criu_dir("criu-root"),
+                            cgroup_yard=self._criu_dir("criu-cgyard"))
             if self.opts.work_path:
                 work = cs.make_dir(os.path.abspath(self.opts.work_path), "--work-path")
                 rpc_opts["work_dir_fd"] = work
@@ -162,31 +167,27 @@ class _Restore:
             for fd in [images, work] + join_fds:
                 if fd is not None:
                     os.close(fd)
-            self._unbind_rootfs()
+            self._remove_criu_dirs()
             if self.console is not None:
                 os.close(self.console)
                 self.console = None
 
-    def _bind_rootfs(self):
-        """CRIU's root must be a mount point whose parent is not overmounted."""
-        path = self.sd.file("criu-root")
-        os.mkdir(path, 0o755)
-        self.criu_root = path
-        linux.mount(self.rootfs, path, None, linux.MS_BIND | linux.MS_REC)
+    def _criu_dir(self, name):
+        """A directory in the state dir that criu mounts on in its private
+        mount namespace (see _private_mounts): the host only ever sees it
+        empty, and delete removes it even after a kill -9 half-way."""
+        path = self.sd.file(name)
+        os.mkdir(path, 0o700)
+        self.criu_dirs.append(path)
         return path
 
-    def _unbind_rootfs(self):
-        if self.criu_root is None:
-            return
-        try:
-            linux.umount2(self.criu_root, linux.MNT_DETACH)
-        except OSError:
-            pass
-        try:
-            os.rmdir(self.criu_root)
-        except OSError:
-            pass
-        self.criu_root = None
+    def _remove_criu_dirs(self):
+        for path in self.criu_dirs:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+        self.criu_dirs = []
 
     def _namespaces(self, extra, inherit):
         """Namespaces joined by path: net and pid were left out of the image
@@ -206,7 +207,8 @@ class _Restore:
         return join
 
     def _criu(self, rpc_opts, mgr, extra, log):
-        swrk = rpc.Swrk(self.binary, stdio=(0, 1, 2), extra_fds=extra)
+        swrk = rpc.Swrk(self.binary, stdio=(0, 1, 2), extra_fds=extra,
+                        prepare=lambda: _private_mounts(self.rootfs, *self.criu_dirs))
         try:
             if mgr is not None:
                 mgr.add_pid(swrk.pid)
@@ -239,8 +241,13 @@ class _Restore:
     def _run_hooks(self, pid):
         """prestart and createRuntime, once CRIU has made the namespaces
         (runc runs them at this notification)."""
+        from .procfs import start_time
+
         c = self.container
-        c.record["pid"] = pid
+        # recorded first: a restore killed during the hooks leaves a
+        # container that `delete --force` can find and kill
+        c.record.update(pid=pid, init_start=start_time(pid))
+        c.save()
         kinds = [k for k in ("prestart", "createRuntime") if self.spec.hooks.get(k)]
         if not kinds:
             return
@@ -286,7 +293,7 @@ class _Restore:
         if self.master is not None:
             os.close(self.master)
             self.master = None
-        self._unbind_rootfs()
+        self._remove_criu_dirs()
         self.sd.remove()
 
     def wait_and_delete(self, root):
@@ -309,6 +316,20 @@ class _Restore:
                 os.close(self.master)
         _delete(c.id, root)
         return status
+
+
+def _private_mounts(rootfs, root, yard):
+    """In criu's child, before exec: a mount namespace of its own, whose
+    mounts receive the host's but send nothing back (slave), with the
+    rootfs bound at `root` (CRIU's root must be a mount point whose parent
+    is not overmounted) and a private tmpfs at `yard` for CRIU's cgroup
+    mounts.  (CRIU would make its yard in its work directory, which it
+    reaches through /proc/<pyrunc>/fd: pyrunc's namespace, not its own.)"""
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, linux.MS_SLAVE | linux.MS_REC)
+    linux.mount(rootfs, root, None, linux.MS_BIND | linux.MS_REC)
+    linux.mount("none", yard, "tmpfs", 0, "mode=700")
+    linux.mount(None, yard, None, linux.MS_PRIVATE)
 
 
 def _pass_fd(extra, inherit, key, fd):
