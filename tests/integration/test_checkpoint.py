@@ -106,6 +106,12 @@ def start_counter(bundle, runtime, **kw):
     return cid
 
 
+def test_features_claims_checkpoint(runtime):
+    """The claim, under runc's key; the tests below are what stands behind it."""
+    ann = json.loads(runtime("features").stdout)["annotations"]
+    assert ann["org.opencontainers.runc.checkpoint.enabled"] == "true"
+
+
 # -- the counter --------------------------------------------------------------
 
 def test_counter_checkpointed_and_restored_keeps_counting(bundle, runtime, tmp_path):
