@@ -592,3 +592,76 @@ def test_bad_flag_values(bundle, runtime, tmp_path):
         assert word in one_line_error(p)
     assert runtime.state(cid)["status"] == "running"
     assert not img.exists()
+
+
+# -- podman ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def podman_cr(tmp_path_factory):
+    """podman 4.3 + conmon with pyrunc as the runtime (tests/engines/podman.py,
+    a private store); podman finds criu on PATH: the test's CRIU."""
+    import tempfile
+
+    from conftest import PYRUNC
+    from engines import procs
+    from engines.fixtures import IMAGE_NAME, image_archive, require
+    from engines.podman import Podman
+
+    require("podman", package="podman")
+    require("conmon", package="conmon")
+    base = tempfile.mkdtemp(prefix="pyrunc-cr-", dir="/tmp")
+    archive = image_archive(tmp_path_factory.mktemp("podman-cr-image"))
+    engine = Podman(base, PYRUNC, archive, IMAGE_NAME, "/pyrunc-cr-podman-%d" % os.getpid())
+    criu_dir = os.path.join(base, "criu-bin")
+    os.makedirs(criu_dir)
+    os.symlink(os.path.abspath(CRIU), os.path.join(criu_dir, "criu"))
+    engine.env["PATH"] = criu_dir + ":" + engine.env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    try:
+        engine.start()
+    except Exception:
+        engine.stop()
+        raise
+    yield engine
+    engine.stop()
+    assert [p for p in procs.pids_with_args(b"conmon") if engine._is_ours(p)] == []
+    assert procs.mounts_under(engine.base) == []
+    assert procs.cgroup_dirs(engine.cgroup_parent) == []
+
+
+def test_podman_container_checkpoint_and_restore(podman_cr):
+    from engines.fixtures import IMAGE_NAME
+
+    pm = podman_cr
+    n = "cr-" + os.urandom(3).hex()
+    cid = pm.podman("run", "-d", "--name", n, *pm.run_args(), IMAGE_NAME,
+                    "sh", "-c", COUNTER % "/tmp/count").stdout.strip()
+    try:
+        def podman_count():
+            for _ in range(50):
+                out = pm.podman("exec", n, "cat", "/tmp/count", check=False).stdout.strip()
+                if out.isdigit():
+                    return int(out)
+                time.sleep(0.05)
+            raise AssertionError("no count")
+
+        deadline = time.monotonic() + 20
+        while podman_count() < 50:
+            assert time.monotonic() < deadline
+        p = pm.podman("container", "checkpoint", n, check=False, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert pm.inspect(n, "{{.State.Status}}") == "exited"
+        dumps = [argv for argv in pm.runtime_calls() if "checkpoint" in argv and cid in argv]
+        assert dumps and "--image-path" in dumps[-1]  # podman drove pyrunc's checkpoint
+        p = pm.podman("container", "restore", n, check=False, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert pm.inspect(n, "{{.State.Status}}") == "running"
+        restore = [argv for argv in pm.runtime_calls() if "restore" in argv][-1]
+        print("podman ran:", dumps[-1], restore)
+        assert "--image-path" in restore
+        first = podman_count()
+        assert first >= 50  # a fresh start would count from 1
+        deadline = time.monotonic() + 10
+        while podman_count() <= first:
+            assert time.monotonic() < deadline
+    finally:
+        pm.podman("rm", "--force", "--time", "0", n, check=False)
