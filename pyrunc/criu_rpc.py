@@ -112,6 +112,8 @@ def decode(schema, data):
         if num not in by_num:
             continue
         name, kind = by_num[num]
+        if (wire == 2) != (isinstance(kind, dict) or kind == "str") or wire in (1, 5):
+            continue  # not the wire type this schema has for it: skipped as unknown
         if isinstance(kind, dict):
             value = decode(kind, value)
         elif kind == "str":
