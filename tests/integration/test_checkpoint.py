@@ -364,6 +364,36 @@ def test_restore_refuses_strict_cgroup_mode(bundle, runtime, tmp_path):
     assert_nothing_left(runtime, cid, bundle)
 
 
+def test_network_namespace_joined_by_path(bundle, runtime, tmp_path):
+    """A container in a network namespace given by path: CRIU leaves it out
+    of the image (external) and restore puts the process back into it."""
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "300"])
+    try:
+        ns = "/proc/%d/ns/net" % holder.pid
+        deadline = time.monotonic() + 10
+        while os.readlink(ns) == os.readlink("/proc/self/ns/net"):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        subprocess.run(["nsenter", "--net=" + ns, "ip", "link", "add", "crveth0", "type", "veth", "peer", "name", "crveth1"], check=True)
+
+        def cfg(c):
+            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+            c["linux"]["namespaces"].append({"type": "network", "path": ns})
+        bundle.update(cfg)
+        cid = start_counter(bundle, runtime)
+        wait_count(runtime, cid, 5)
+        img = str(tmp_path / "img")
+        cr(runtime, "checkpoint", "--image-path", img, cid)
+        cr(runtime, "restore", "-d", "--image-path", img, "-b", bundle.path, cid)
+        pid = runtime.state(cid)["pid"]
+        assert os.readlink("/proc/%d/ns/net" % pid) == os.readlink(ns)
+        assert "crveth0" in runtime("exec", cid, "ip", "link").stdout
+        assert wait_count(runtime, cid, 5) > 5
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_checkpoint_restore_twice(bundle, runtime, tmp_path):
     cid = start_counter(bundle, runtime)
     last = wait_count(runtime, cid, 10)
