@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 PYRUNC := $(VENV)/bin/pyrunc
 APT_PACKAGES := build-essential pkg-config python3-venv python3-dev libseccomp-dev \
 	busybox-static runc crun iproute2 util-linux procps nftables \
-	containerd podman conmon buildah umoci skopeo containernetworking-plugins
+	containerd podman conmon buildah umoci skopeo containernetworking-plugins \
+	systemd dbus
 DEMO_DIR ?= /tmp/pyrunc-demo
 PYTEST_ARGS ?=
 
@@ -19,7 +20,7 @@ all: venv
 
 deps: .stamp-apt
 .stamp-apt:
-	@if ! command -v busybox >/dev/null || ! dpkg -s libseccomp-dev runc crun python3-venv containerd podman conmon buildah containernetworking-plugins nftables >/dev/null 2>&1; then \
+	@if ! command -v busybox >/dev/null || ! dpkg -s libseccomp-dev runc crun python3-venv containerd podman conmon buildah containernetworking-plugins nftables systemd dbus >/dev/null 2>&1; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
