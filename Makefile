@@ -1,6 +1,7 @@
 # pyrunc: the two commands (as root on a fresh Debian 12 machine)
 #   make demo           install everything, run a real busybox container
 #   make demo-engines   install everything, the tutorials' story with buildah + podman on pyrunc
+#   make demo-k8s       install everything, the kubelet's CRI calls on containerd with pyrunc and runc
 #   make test           install everything, run the test suite
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
@@ -14,7 +15,7 @@ APT_PACKAGES := build-essential pkg-config python3-venv python3-dev libseccomp-d
 DEMO_DIR ?= /tmp/pyrunc-demo
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv demo demo-engines test unit bench clean
+.PHONY: all deps venv demo demo-engines demo-k8s test unit bench clean
 
 all: venv
 
@@ -65,6 +66,14 @@ demo: venv
 # checked, then everything is removed and the host checked unchanged.
 demo-engines: venv
 	@cd tests && PYTHONDONTWRITEBYTECODE=1 $(PY) -m engines.scenario --runtime $(PYRUNC)
+
+# What a Kubernetes node does through CRI (tests/engines/cri_flow.py, also
+# a test): a private containerd with the CRI plugin in a network namespace
+# the demo makes, runtime handlers pyrunc and runc; pods and containers
+# run, exec'd, updated, stopped and removed, every step checked from the
+# kernel; then everything is removed.
+demo-k8s: venv
+	@cd tests && PYTHONDONTWRITEBYTECODE=1 $(PY) -m engines.cri_flow runc=$$(command -v runc) pyrunc=$(PYRUNC)
 
 # pytest's own script (not `python -m pytest`) keeps the source tree off
 # sys.path, so the tests exercise the installed package.

@@ -255,6 +255,28 @@ class CriNode:
                 verbs.append(next(w for w in words if w not in skip))
         return verbs
 
+    # -- the node's view (the sandbox's namespaces, or ours) ---------------------------
+    def net_inode(self):
+        if self.sandbox is not None:
+            return self.sandbox.net_inode()
+        return os.stat("/proc/self/ns/net").st_ino
+
+    def in_ns(self, *argv, check=True):
+        if self.sandbox is not None:
+            return self.sandbox.run(*argv, check=check)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            raise AssertionError("%s failed (%d): %s" % (" ".join(argv), p.returncode, p.stderr))
+        return p
+
+    def exists(self, path):
+        return self.in_ns("test", "-e", path, check=False).returncode == 0
+
+    def mounts_under(self, prefix):
+        if self.sandbox is not None:
+            return self.sandbox.mounts_under(prefix)
+        return procs.mounts_under(prefix)
+
     # -- request builders ------------------------------------------------------------
     def pod_config(self, name, cgroup_parent, uid=None):
         pb = self.pb

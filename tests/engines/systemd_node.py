@@ -104,8 +104,9 @@ def node_config(binds, shared, cgroups_path):
 
 
 class Node:
-    def __init__(self, workdir, pyrunc, cgroups_path, cid="pyrunc-node"):
+    def __init__(self, workdir, pyrunc, cgroups_path, cid="pyrunc-node", binds=()):
         self.cgroups_path = cgroups_path
+        self.extra_binds = list(binds)
         self.booted = False
         self.dir = os.path.join(str(workdir), "node")
         self.pyrunc = pyrunc
@@ -116,11 +117,13 @@ class Node:
 
     def binds(self):
         """Host paths the node sees read-only: /usr and /etc for systemd and
-        its tools, and the directory of the pyrunc under test (its venv)."""
+        its tools, the directory of the pyrunc under test (its venv), and
+        what the caller adds (the tests, to run a flow inside)."""
         venv = os.path.dirname(os.path.dirname(os.path.abspath(self.pyrunc)))
         out = ["/usr", "/etc"]
-        if not any(venv == b or venv.startswith(b + "/") for b in out):
-            out.append(venv)
+        for path in [venv] + self.extra_binds:
+            if not any(path == b or path.startswith(b + "/") for b in out):
+                out.append(path)
         return out
 
     def runtime(self, *args, **kw):

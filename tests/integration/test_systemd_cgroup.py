@@ -10,6 +10,7 @@ mapping is covered by tests/unit/test_systemd_props.py.
 import json
 import os
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -19,6 +20,7 @@ from conftest import PYRUNC, TEST_CGROUP_PARENT, is_root, make_rootfs
 pytestmark = pytest.mark.integration
 
 ROOT = "/run/pyrunc-sd"  # pyrunc's state root inside the node
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CG = "/sys/fs/cgroup"
 
 
@@ -31,7 +33,8 @@ def node(tmp_path_factory):
     missing = missing_tools()
     if missing:
         pytest.skip("systemd node needs: apt-get install %s" % " ".join(missing))
-    n = Node(tmp_path_factory.mktemp("sdnode"), PYRUNC, "%s/node-%s" % (TEST_CGROUP_PARENT, uuid.uuid4().hex[:8]))
+    n = Node(tmp_path_factory.mktemp("sdnode"), PYRUNC, "%s/node-%s" % (TEST_CGROUP_PARENT, uuid.uuid4().hex[:8]),
+             binds=[TESTS])
     try:
         n.start()
         yield n
@@ -267,3 +270,24 @@ def test_without_systemd_refused_in_one_line(tmp_path):
                         str(b), "x"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert r.returncode != 0 and "systemd is not running" in r.stderr, r.stderr
     assert not os.listdir(tmp_path / "st") if os.path.exists(tmp_path / "st") else True
+
+
+def test_cri_flow_with_systemd_cgroup_in_node(node):
+    """The kubelet's CRI flow (engines/cri_flow.py) with SystemdCgroup = true:
+    containerd inside the node, handlers runc and pyrunc, pods under a
+    slice, containers in cri-containerd-<id>.scope units (checked there
+    through the node's /sys/fs/cgroup and systemctl)."""
+    import shutil
+
+    for tool in ("containerd", "ctr", "runc"):
+        if shutil.which(tool) is None:
+            pytest.skip("%s not installed (apt-get install containerd runc)" % tool)
+    try:
+        import grpc_tools  # noqa: F401
+    except ImportError:
+        pytest.skip("CRI client needs grpcio-tools: pip install '.[test]'")
+    r = node.sh("cd %s && %s -m engines.cri_flow --systemd-cgroup --no-sandbox --base /tmp/cri-sd "
+                "runc=%s pyrunc=%s" % (TESTS, sys.executable, shutil.which("runc"), PYRUNC), timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "all steps passed" in r.stdout
+    assert in_node(node, "systemctl list-units --all --no-legend 'cri-containerd-*'") == ""
