@@ -1,6 +1,7 @@
 # pyrunc: the two commands (as root on a fresh Debian 12 machine)
 #   make demo           install everything, run a real busybox container
 #   make demo-engines   install everything, the tutorials' story with buildah + podman on pyrunc
+#   make demo-k8s       install everything, the kubelet's CRI calls on containerd with pyrunc and runc
 #   make test           install everything, run the test suite
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
@@ -10,20 +11,20 @@ PYRUNC := $(VENV)/bin/pyrunc
 APT_PACKAGES := build-essential pkg-config python3-venv python3-dev libseccomp-dev \
 	busybox-static runc crun iproute2 util-linux procps nftables \
 	containerd podman conmon buildah umoci skopeo containernetworking-plugins \
-	$(CRIU_LIBS)
+	systemd dbus $(CRIU_LIBS)
 # What ../shared/tools/criu/criu (CRIU 4.2, checkpoint/restore) links against,
 # and iptables for its default network locking.
 CRIU_LIBS := libbsd0 libgnutls30 libnftables1 libprotobuf-c1 libnl-3-200 libnet1 libuuid1 iptables
 DEMO_DIR ?= /tmp/pyrunc-demo
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv demo demo-engines test unit bench clean old-criu
+.PHONY: all deps venv demo demo-engines demo-k8s test unit bench clean old-criu
 
 all: venv
 
 deps: .stamp-apt
 .stamp-apt:
-	@if ! command -v busybox >/dev/null || ! dpkg -s libseccomp-dev runc crun python3-venv containerd podman conmon buildah containernetworking-plugins nftables $(CRIU_LIBS) >/dev/null 2>&1; then \
+	@if ! command -v busybox >/dev/null || ! dpkg -s libseccomp-dev runc crun python3-venv containerd podman conmon buildah containernetworking-plugins nftables systemd dbus $(CRIU_LIBS) >/dev/null 2>&1; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
@@ -68,6 +69,14 @@ demo: venv
 # checked, then everything is removed and the host checked unchanged.
 demo-engines: venv
 	@cd tests && PYTHONDONTWRITEBYTECODE=1 $(PY) -m engines.scenario --runtime $(PYRUNC)
+
+# What a Kubernetes node does through CRI (tests/engines/cri_flow.py, also
+# a test): a private containerd with the CRI plugin in a network namespace
+# the demo makes, runtime handlers pyrunc and runc; pods and containers
+# run, exec'd, updated, stopped and removed, every step checked from the
+# kernel; then everything is removed.
+demo-k8s: venv
+	@cd tests && PYTHONDONTWRITEBYTECODE=1 $(PY) -m engines.cri_flow runc=$$(command -v runc) pyrunc=$(PYRUNC)
 
 # pytest's own script (not `python -m pytest`) keeps the source tree off
 # sys.path, so the tests exercise the installed package.

@@ -53,10 +53,6 @@ def create_container(cls, cid, bundle, root, opts):
     rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
     if not os.path.isdir(rootfs):
         raise ConfigError("root.path: %s: no such directory" % spec.root.path)
-    if opts.systemd_cgroup:
-        from .errors import NotSupported
-
-        raise NotSupported("systemd cgroup driver requested but systemd is not running")
     console_channel = _no_console
     if spec.process.terminal or opts.console_socket or getattr(opts, "console_fd", None) is not None:
         from .console import console_channel
