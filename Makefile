@@ -32,12 +32,6 @@ $(PYRUNC): pyproject.toml setup.py $(wildcard _native/*) $(wildcard pyrunc/*.py 
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip setuptools wheel cffi >/dev/null
 	@$(PY) -m pip install -q '.[test]'
-	@# pip can only install the portable sh launcher (it drops shebang
-	@# arguments); here the venv is known, so run Python directly with -IS:
-	@# one exec and no sh, ~3 ms less per verb.
-	@if [ "$$(head -n 1 $(PYRUNC))" = '#!/bin/sh' ]; then \
-		{ printf '#!%s -IS\n' "$(VENV)/bin/python3"; tail -n +3 $(PYRUNC); } > $(PYRUNC).new && \
-		chmod 755 $(PYRUNC).new && mv $(PYRUNC).new $(PYRUNC); fi
 	@touch $(PYRUNC)
 
 demo: venv
