@@ -1,11 +1,11 @@
 # setuptools reads the metadata from pyproject.toml; this file hands cffi the
-# out-of-line (API mode) extension modules and compiles the launcher
-# (_native/pyrunc.c).
+# out-of-line (API mode) extension modules, adds the one plain C extension
+# (_native/clone.c) and compiles the launcher (_native/pyrunc.c).
 import os
 import sys
 import sysconfig
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 # setuptools has no build_scripts of its own: it runs distutils' (its vendored copy).
 from distutils.command.build_scripts import build_scripts  # noqa: E402
@@ -58,5 +58,6 @@ setup(
         "_native/build_bpf.py:ffi",
         "_native/build_seccomp.py:ffi",
     ],
+    ext_modules=[Extension("pyrunc._native_clone", ["_native/clone.c"], py_limited_api=True)],
     cmdclass={"build_scripts": BuildLauncher},
 )
