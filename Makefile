@@ -12,6 +12,7 @@ APT_PACKAGES := build-essential pkg-config python3-venv python3-dev libseccomp-d
 	containerd podman conmon buildah umoci skopeo containernetworking-plugins
 DEMO_DIR ?= /tmp/pyrunc-demo
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: all deps venv demo demo-engines test unit bench clean
 
@@ -68,7 +69,7 @@ unit: venv
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS) tests/unit
 
 bench: venv
-	$(PY) bench/bench.py --pyrunc $(PYRUNC)
+	$(PY) bench/bench.py --pyrunc $(PYRUNC) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .stamp-apt
