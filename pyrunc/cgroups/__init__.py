@@ -58,7 +58,7 @@ __all__ = ["manager_for", "load_manager", "remove_recorded", "default_device_rul
 
 def systemd_running():
     """sd_booted(): systemd is PID 1's init when /run/systemd/system exists."""
-    import os
+    from .. import lazyos as os
     return os.path.isdir("/run/systemd/system")
 
 
