@@ -5,9 +5,8 @@
     <root>/<id>/exec.fifo    exists while the init waits for `start`
     <root>/<id>/lock         flock()ed by every verb that changes the container
 """
-import os
-
 from . import jsonio
+from . import lazyos as os  # os without its import cost (see lazyos)
 
 from .errors import ContainerExists, ContainerNotFound, InvalidID
 
