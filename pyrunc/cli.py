@@ -2,10 +2,10 @@
 per verb.  A hand-written flag parser (Go flag / urfave-cli rules: `-f`,
 `--flag`, `--flag=value`, flags before positional arguments) keeps argparse
 and its imports off every verb's start-up."""
-import os
 import sys
 
 from . import OCI_VERSION, __version__
+from . import lazyos as os  # os without its import cost (see lazyos)
 from .errors import PyruncError
 
 USAGE_ERROR = 1

@@ -329,7 +329,8 @@ def _spawn_direct(container, spec, ctx, made, fifo_fd, pipes):
     from .process import direct_init_main
 
     def fork():
-        return fork_into_pid_ns(dict(ctx.join_fds).get("pid"), new="pid" in ctx.plan.new_types)
+        return fork_into_pid_ns(dict(ctx.join_fds).get("pid"), new="pid" in ctx.plan.new_types,
+                                cgroup=ctx.cgroup_manager)
 
     pid, made.sync = _fork_child(fork, direct_init_main, ctx, fifo_fd, pipes)
     made.child = pid  # the init joins its cgroup itself (join_self)

@@ -346,7 +346,7 @@ def spawn(ctx, mgr, cgroup_dirs, subreaper, listener=None):
     if direct:
         from .namespaces import fork_into_pid_ns
 
-        pid = fork_into_pid_ns(dict(ctx.ns_fds).get("pid"))
+        pid = fork_into_pid_ns(dict(ctx.ns_fds).get("pid"), cgroup=ctx.cgroup_self)
     else:
         pid = os.fork()
     if pid == 0:

@@ -2,8 +2,9 @@
 
 json lines are {"level","msg","time"}: containerd's shim and conmon read
 them back to report why the runtime failed."""
-import os
 import sys
+
+from . import lazyos as os  # os without its import cost (see lazyos)
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 

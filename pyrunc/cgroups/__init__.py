@@ -69,7 +69,7 @@ def features():
 
 def systemd_running():
     """sd_booted(): systemd is PID 1's init when /run/systemd/system exists."""
-    import os
+    from .. import lazyos as os
     return os.path.isdir("/run/systemd/system")
 
 

@@ -42,9 +42,13 @@ class V1Manager(Manager):
                 continue
             seen.add(d)
             if ctrl == UNIFIED:
-                self._join(d, "cgroup.procs", os.getpid())
+                if not self.v2_placed:
+                    self._join(d, "cgroup.procs", os.getpid())
             else:
                 self._join(d, "tasks", 0)
+
+    def v2_dir(self):
+        return self.paths.get(UNIFIED)
 
     def procs_dir(self):
         for ctrl in ("devices", "freezer", "memory", "pids", "cpu", "cpuset"):
