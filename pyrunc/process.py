@@ -26,6 +26,7 @@ import os
 
 from . import linux
 from .errors import ExecError, PyruncError
+from .log import debug
 from .passwd import entry_for_uid  # used after pivot_root: imported now
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -109,6 +110,7 @@ def default_signals():
 def stage1_main(ctx, sync):
     """Enter/create the namespaces, fork the init, report its pid, exit."""
     try:
+        debug("nsexec container setup")
         default_signals()
         for fd in ctx.close_fds or ():
             os.close(fd)  # e.g. the state dir lock: the verbs after create need it
@@ -162,6 +164,7 @@ def direct_init_main(ctx, sync):
     see create._fork_init_directly), already pid 1 of its pid namespace:
     do what stage 1 would have done for it, then be the init."""
     try:
+        debug("nsexec container setup")
         default_signals()
         for fd in ctx.close_fds or ():
             os.close(fd)
@@ -204,6 +207,7 @@ def init_main(ctx, sync):
     spec = ctx.spec
     fifo_fd = -1
     try:
+        debug("child process in init()")
         os.setsid()
         from .rootfs import RootfsBuilder
         from .security.exec_guard import refuse_runtime_binary, runtime_exe_identity
@@ -257,6 +261,7 @@ def init_main(ctx, sync):
         if seccomp is not None and seccomp.notify:
             hand_over_notify_fd(seccomp, sync, ctx.notify_sock)
             seccomp = None
+        debug("init: closing the pipe to signal completion")
         sync.send("R")
         if sync.recv()[0] != "C":
             os._exit(1)  # the runtime died before committing the state
