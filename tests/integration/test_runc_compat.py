@@ -1,0 +1,137 @@
+"""What engines and scripts observe of runc 1.1.5, observed of pyrunc: the
+version layout, --log/--debug, exit codes, --pid-file paths, refusals
+instead of hangs, runc's warnings and error texts, and configs runc runs
+that the spec's schema refuses (the default, lenient mode) next to the
+schema's verdict (--strict)."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import needs_root
+
+pytestmark = needs_root
+
+
+def start_sleeper(bundle, runtime, *flags):
+    bundle.set_args("sleep", "1000")
+    cid = runtime.new_id()
+    runtime(*flags, "run", "-d", "-b", bundle.path, cid)
+    return cid
+
+
+# -- version -----------------------------------------------------------------
+
+def test_version_has_runcs_commit_and_spec_lines(runtime):
+    lines = runtime("--version").stdout.split("\n")
+    assert lines[0].startswith("pyrunc version ")
+    assert lines[1].startswith("commit: ") and len(lines[1]) > len("commit: ")
+    assert lines[2] == "spec: 1.3.0"
+
+
+# -- --log and --debug -------------------------------------------------------
+
+def test_log_file_made_even_when_nothing_fails_relative_to_cwd(runtime, tmp_path):
+    (tmp_path / "cwd").mkdir()
+    p = runtime("--log", "rel.log", "list", cwd=str(tmp_path / "cwd"))
+    assert p.returncode == 0
+    assert (tmp_path / "cwd" / "rel.log").exists()
+    assert (tmp_path / "cwd" / "rel.log").read_text() == ""
+
+
+def test_log_path_is_the_callers_not_the_bundles(bundle, runtime, tmp_path):
+    """create chdirs into the bundle; a relative --log still lands in the
+    caller's directory (opened at start-up, as runc does)."""
+    bundle.set_args("true")
+    (tmp_path / "caller").mkdir()
+    runtime("--log", "c.log", "--debug", "run", "-b", bundle.path, runtime.new_id(),
+            cwd=str(tmp_path / "caller"))
+    assert (tmp_path / "caller" / "c.log").exists()
+    assert not os.path.exists(os.path.join(bundle.path, "c.log"))
+
+
+RUN_DEBUG = ("nsexec container setup", "child process in init()",
+             "init: closing the pipe to signal completion")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_debug_to_log_file_has_the_childrens_lines(bundle, runtime, tmp_path, fmt):
+    bundle.set_args("echo", "hello")
+    log = tmp_path / "debug.log"
+    p = runtime("--log", str(log), "--log-format", fmt, "--debug", "run", "-b", bundle.path, runtime.new_id())
+    assert p.stdout == "hello\n"
+    assert "debug" not in p.stderr  # everything went to the file
+    text = log.read_text()
+    if fmt == "json":
+        entries = [json.loads(line) for line in text.splitlines()]
+        msgs = [e["msg"] for e in entries if e["level"] == "debug"]
+    else:
+        msgs = [line.split('msg="', 1)[1].rstrip('"') for line in text.splitlines() if "level=debug" in line]
+    for want in RUN_DEBUG:
+        assert want in msgs, (want, text)
+
+
+def test_debug_to_stderr_never_into_the_containers_terminal(bundle, runtime):
+    bundle.set_args("echo", "hello")
+    p = runtime("--debug", "run", "-b", bundle.path, runtime.new_id())
+    assert p.stdout == "hello\n"
+    for want in RUN_DEBUG:
+        assert 'level=debug msg="%s"' % want in p.stderr
+
+
+def test_exec_debug_lines(bundle, runtime):
+    cid = start_sleeper(bundle, runtime)
+    p = runtime("--debug", "exec", cid, "true")
+    for want in ("nsexec container setup", "child process in init()", "setns_init: about to exec"):
+        assert 'msg="%s"' % want in p.stderr, p.stderr
+
+
+# -- exit codes and --pid-file of exec ---------------------------------------
+
+def test_exec_failures_exit_255(bundle, runtime):
+    cid = start_sleeper(bundle, runtime)
+    assert runtime("exec", cid, "sh", "-c", "exit 42", check=False).returncode == 42
+    p = runtime("exec", cid, "no-such-binary", check=False)
+    assert p.returncode == 255 and "exec failed" in p.stderr
+    assert runtime("exec", "no-such-container", "true", check=False).returncode == 255
+
+
+def test_exec_pid_file_foreground_relative_to_cwd(bundle, runtime, tmp_path):
+    cid = start_sleeper(bundle, runtime)
+    (tmp_path / "here").mkdir()
+    p = runtime("exec", "--pid-file", "pid.txt", cid, "echo", "hi", cwd=str(tmp_path / "here"))
+    assert p.stdout == "hi\n"
+    assert int((tmp_path / "here" / "pid.txt").read_text()) > 0
+
+
+def test_exec_pid_file_impossible_path_fails_255_and_kills(bundle, runtime, tmp_path):
+    cid = start_sleeper(bundle, runtime)
+    marker = "/tmp/pyrunc-i12-should-not-exist-%d" % os.getpid()
+    p = runtime("exec", "--pid-file", "/non-existent/directory/pid", cid,
+                "sh", "-c", "sleep 1; touch %s" % marker, check=False)
+    assert p.returncode == 255, p.stderr
+    assert "--pid-file" in p.stderr
+    time.sleep(1.5)
+    out = runtime("exec", cid, "sh", "-c", "test -e %s && echo ran || echo killed" % marker).stdout
+    assert out.strip() == "killed"
+
+
+def test_exec_into_paused_container_is_refused_255(bundle, runtime):
+    cid = start_sleeper(bundle, runtime)
+    runtime("pause", cid)
+    try:
+        p = runtime("exec", cid, "true", check=False, timeout=20)
+        assert p.returncode == 255
+        assert "cannot exec in a paused container" in p.stderr
+    finally:
+        runtime("resume", cid)
+
+
+def test_exec_cgroup_texts_tools_match(bundle, runtime):
+    cid = start_sleeper(bundle, runtime)
+    p = runtime("exec", "--cgroup", "..", cid, "true", check=False)
+    assert p.returncode == 255 and " .. is not a sub cgroup path" in p.stderr
+    p = runtime("exec", "--cgroup", "whaaat:/", cid, "true", check=False)
+    assert p.returncode == 255 and "unknown controller " in p.stderr
