@@ -135,3 +135,65 @@ def test_exec_cgroup_texts_tools_match(bundle, runtime):
     assert p.returncode == 255 and " .. is not a sub cgroup path" in p.stderr
     p = runtime("exec", "--cgroup", "whaaat:/", cid, "true", check=False)
     assert p.returncode == 255 and "unknown controller " in p.stderr
+
+
+# -- cgroups: a reused cgroup ------------------------------------------------
+
+def _cgroups_path(bundle):
+    return bundle.config["linux"]["cgroupsPath"]
+
+
+def test_non_empty_cgroup_warns(bundle, runtime):
+    start_sleeper(bundle, runtime)
+    cid2 = runtime.new_id()
+    p = runtime("run", "-d", "-b", bundle.path, cid2)  # the same cgroupsPath
+    assert "container's cgroup is not empty: 1 process(es) found" in p.stderr
+    assert runtime.state(cid2)["status"] == "running"
+
+
+def test_frozen_cgroup_refused_at_create_not_hung(bundle, runtime):
+    freezer = "/sys/fs/cgroup/freezer"
+    if not os.path.isdir(freezer):
+        pytest.skip("no cgroup v1 freezer hierarchy at %s on this host" % freezer)
+    d = freezer + _cgroups_path(bundle)
+    os.makedirs(d)
+    try:
+        with open(d + "/freezer.state", "w") as f:
+            f.write("FROZEN")
+        bundle.set_args("true")
+        for verb in (("run", "-d"), ("create",)):
+            cid = runtime.new_id()
+            p = runtime(*verb, "-b", bundle.path, cid, check=False, timeout=20)
+            assert p.returncode == 1
+            assert "container's cgroup unexpectedly frozen" in p.stderr
+            assert runtime("state", cid, check=False).returncode != 0  # nothing left behind
+    finally:
+        with open(d + "/freezer.state", "w") as f:
+            f.write("THAWED")
+        os.rmdir(d)
+
+
+def test_linux_devices_node_gets_no_allow_rule_of_its_own(bundle, runtime):
+    """runc makes the node but leaves access to resources.devices: with a
+    deny-all and no rule for c 1:11, the node cannot be opened."""
+    def cfg(c):
+        c["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"}]
+        c["linux"]["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]
+        for k in ("bounding", "effective", "permitted"):  # kmsg's own check passes
+            c["process"]["capabilities"][k].append("CAP_SYSLOG")
+        c["process"]["args"] = ["sh", "-c", "ls -l /dev/kmsg; head -c1 /dev/kmsg"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = runtime("run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert "/dev/kmsg" in p.stdout  # the node is there
+    assert p.returncode == 1 and "Operation not permitted" in p.stderr
+
+
+def test_spec_has_a_cgroup_namespace_only_on_a_cgroup_v2_host(tmp_path):
+    from conftest import PYRUNC
+
+    subprocess.run([PYRUNC, "spec", "--bundle", str(tmp_path)], check=True)
+    types = [n["type"] for n in json.loads((tmp_path / "config.json").read_text())["linux"]["namespaces"]]
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    assert ("cgroup" in types) == v2
+    assert len(types) == len(set(types))
