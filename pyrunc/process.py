@@ -229,6 +229,7 @@ def init_main(ctx, sync):
         if hooks:
             from .hooks import run_hooks
 
+            os.chdir(ctx.rootfs)  # runc runs them from the rootfs: relative paths are the container's
             run_hooks("createContainer", hooks, state_doc)
         preload_modules(spec)
         seccomp = compile_seccomp(spec.linux)
@@ -518,6 +519,12 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
 
         capabilities.drop_bounding(caps)
     user = proc.user
+    # runc: chdir while still root (a cwd only the runtime's user may
+    # enter works), again after the switch if that was refused (a cwd only
+    # the container's user may enter: a volume chowned to it).
+    cwd_done = _chdir_cwd(proc.cwd, retry_on_eperm=True)
+    if proc.terminal:
+        give_terminal_to(user.uid)
     if caps is not None:
         linux.prctl(linux.PR_SET_KEEPCAPS, 1)
     set_groups(user.additional_gids)
@@ -526,10 +533,8 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
     if caps is not None:
         linux.prctl(linux.PR_SET_KEEPCAPS, 0)
         capabilities.apply_sets(caps)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as e:
-        raise PyruncError("process.cwd: chdir %s: %s" % (proc.cwd, e.strerror)) from None
+    if not cwd_done:
+        _chdir_cwd(proc.cwd, retry_on_eperm=False)
     os.umask(user.umask if user.umask is not None else 0o022)
     if proc.apparmor_profile or proc.selinux_label:
         from .security.lsm import apply_exec_labels
@@ -544,6 +549,33 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
     except OSError as e:
         code = 126 if e.errno in (13, 8) else 127
         raise ExecError('exec: "%s": %s' % (proc.args[0], e.strerror.lower()), code) from None
+
+
+def give_terminal_to(uid):
+    """The container's pty (stdio by now) belongs to the process's user, as
+    runc's fixStdioPermissions does, so that a non-root user can use its
+    terminal; the group stays devpts's (gid=5).  Unlike runc, stdio that is
+    not the container's own pty (the caller's files) is never chowned."""
+    try:
+        st = os.fstat(0)
+        if st.st_uid != uid:
+            os.fchown(0, uid, st.st_gid)
+    except OSError as e:
+        if e.errno not in (1, 22):  # EPERM, EINVAL: an owner or group unmapped here
+            raise
+
+
+def _chdir_cwd(cwd, retry_on_eperm):
+    """-> True once in `cwd`; False when refused and a retry is allowed."""
+    try:
+        os.chdir(cwd)
+        return True
+    except PermissionError:
+        if retry_on_eperm:
+            return False
+        raise PyruncError("process.cwd: chdir %s: Permission denied" % cwd) from None
+    except OSError as e:
+        raise PyruncError("process.cwd: chdir %s: %s" % (cwd, e.strerror)) from None
 
 
 def set_groups(gids):
