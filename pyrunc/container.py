@@ -219,10 +219,14 @@ class Container:
 
             sig = parse_signal(sig)
         status = self.status()
-        if status == STOPPED:
+        if status == STOPPED and not all_processes:
             raise StateError("container not running")
-        if all_processes:
+        if all_processes:  # runc: also once stopped, for what is left in the cgroup
             mgr = self.cgroup_manager()
+            if status == STOPPED:
+                if mgr is not None and mgr.exists():
+                    mgr.kill_all(sig)
+                return
             if mgr is not None:
                 mgr.kill_all(sig)
                 return

@@ -197,3 +197,108 @@ def test_spec_has_a_cgroup_namespace_only_on_a_cgroup_v2_host(tmp_path):
     v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
     assert ("cgroup" in types) == v2
     assert len(types) == len(set(types))
+
+
+# -- the init: cwd, hooks, /dev, /proc, terminal -----------------------------
+
+def _run(bundle, runtime, *flags, check=False):
+    return runtime("run", *flags, "-b", bundle.path, runtime.new_id(), check=check)
+
+
+def test_cwd_only_root_may_enter_is_entered_before_the_user_switch(bundle, runtime):
+    root_dir = os.path.join(bundle.rootfs, "root")
+    os.chmod(root_dir, 0o700)
+
+    def cfg(c):
+        c["process"]["cwd"] = "/root"
+        c["process"]["user"] = {"uid": 42, "gid": 42}
+        c["process"]["args"] = ["sh", "-c", "pwd; id -u"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["/root", "42"]
+
+
+def test_create_container_hook_runs_in_the_rootfs(bundle, runtime, tmp_path):
+    out = tmp_path / "hook-cwd"
+    bundle.update(lambda c: c.setdefault("hooks", {}).update(createContainer=[
+        {"path": "/bin/sh", "args": ["sh", "-c", "pwd > %s" % out]}]))
+    bundle.set_args("true")
+    assert _run(bundle, runtime).returncode == 0
+    assert out.read_text().strip() == os.path.realpath(bundle.rootfs)
+
+
+def test_read_only_dev_mount(bundle, runtime):
+    def cfg(c):
+        for m in c["mounts"]:
+            if m["destination"] == "/dev":
+                m["options"].append("ro")
+        c["process"]["args"] = ["sh", "-c", "grep ' /dev ' /proc/self/mountinfo | cut -d' ' -f6; "
+                                "ls /dev/pts/ptmx /dev/null; touch /dev/x || echo refused"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.split()
+    assert lines[0].split(",")[0] == "ro"  # made read-only once populated
+    assert "/dev/pts/ptmx" in lines and "/dev/null" in lines and lines[-1] == "refused"
+
+
+def test_proc_on_a_symlink_refused_in_runcs_words(bundle, runtime):
+    proc = os.path.join(bundle.rootfs, "proc")
+    os.rmdir(proc)
+    os.symlink("/symlink", proc)
+    p = _run(bundle, runtime)
+    assert p.returncode == 1 and "must be mounted on ordinary directory" in p.stderr
+
+
+def test_no_pivot_does_not_expose_the_hosts_proc(bundle, runtime):
+    """With --no-pivot the host's mounts stay in the container's mount
+    namespace, under its root; a fully visible procfs among them would let
+    the container (in a user namespace of its own) mount a fresh procfs."""
+    if not os.path.exists(os.path.join(bundle.rootfs, "bin", "unshare")):
+        os.symlink("busybox", os.path.join(bundle.rootfs, "bin", "unshare"))
+
+    def cfg(c):
+        c["process"]["args"] = ["unshare", "-mrpf", "sh", "-c", "mount -t proc none /proc && echo mounted"]
+        c["process"]["terminal"] = False
+        for k in ("bounding", "permitted"):
+            c["process"]["capabilities"][k].append("CAP_SETFCAP")
+    bundle.update(cfg)
+    with open("/proc/sys/user/max_user_namespaces") as f:
+        if int(f.read()) == 0:
+            pytest.skip("user namespaces are disabled on this host (max_user_namespaces=0)")
+    p = _run(bundle, runtime, "--no-pivot")
+    assert "mounted" not in p.stdout
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "permission denied" in (p.stdout + p.stderr).lower(), p.stdout + p.stderr
+
+
+def test_terminal_belongs_to_a_non_root_user(bundle, runtime):
+    import pty
+
+    def cfg(c):
+        c["process"]["user"] = {"uid": 1000, "gid": 100}
+        c["process"]["terminal"] = True
+        c["process"]["args"] = ["sh", "-c", "stat -c %u:%g $(tty)"]
+    bundle.update(cfg)
+    master, slave = pty.openpty()
+    try:
+        p = runtime("run", "-b", bundle.path, runtime.new_id(), stdin=slave, check=False)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().replace("\r", "") == "1000:5"
+
+
+def test_kill_all_after_the_container_stopped(bundle, runtime):
+    cid = start_sleeper(bundle, runtime)
+    runtime("kill", cid, "KILL")
+    for _ in range(100):
+        if runtime.state(cid)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    assert runtime("kill", "-a", cid, "0").returncode == 0
+    assert runtime("kill", cid, "0", check=False).returncode == 1  # the init alone: not running
