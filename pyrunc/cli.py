@@ -38,6 +38,8 @@ GLOBAL_FLAGS = (
     Flag(("root",), "root", default="/run/pyrunc", help="root directory for storage of container state"),
     Flag(("criu",), "criu", default="criu", help="path to the criu binary used for checkpoint and restore"),
     B(("systemd-cgroup",), "systemd_cgroup", "enable systemd cgroup support"),
+    B(("strict",), "strict", "validate config.json exactly against the runtime-spec schema "
+      "(no runc leniency: values runc accepts outside the spec are errors)"),
     Flag(("rootless",), "rootless", default="auto", help="ignore cgroup permission errors ('true', 'false', or 'auto')"),
     B(("help", "h"), "help", "show help"),
     B(("version", "v"), "version", "print the version"),
@@ -235,7 +237,15 @@ def main(argv=None):
     if g.log_format not in ("text", "json"):
         sys.stderr.write("pyrunc: invalid log-format: %s\n" % g.log_format)
         return 1
-    log.configure(g.log, g.log_format, g.debug)
+    try:
+        log.configure(g.log, g.log_format, g.debug)
+    except OSError as e:
+        sys.stderr.write("pyrunc: cannot open log file %s: %s\n" % (g.log, e.strerror or e))
+        return 1
+    if g.strict:
+        from .compat import set_strict
+
+        set_strict(True)
     if g.version:
         print_version()
         return 0
@@ -271,13 +281,23 @@ def main(argv=None):
         if verb in ("create", "run", "start", "exec", "restore") and not msg.startswith("pyrunc"):
             msg = "pyrunc %s failed: %s" % (verb, msg)
         log.report_error(msg)
-        return e.exit_code
+        return _failure_code(verb, e.exit_code)
     except KeyboardInterrupt:
         return 130
     except OSError as e:
         where = "%s: " % e.filename if e.filename else ""
         log.report_error("pyrunc %s failed: %s%s" % (verb, where, e.strerror or e))
-        return 1
+        return _failure_code(verb, 1)
+
+
+# runc's `exec` ends every failure of its own with 255 (fatalWithCode), so
+# that a caller tells it from the process's own exit status; the other
+# verbs exit 1.
+EXEC_FAILED = 255
+
+
+def _failure_code(verb, code):
+    return EXEC_FAILED if verb == "exec" else code
 
 
 def _arity_ok(nargs, n):
@@ -302,8 +322,13 @@ def print_version():
         sec = "\nlibseccomp: %s" % libseccomp_version()
     except Exception:  # seccomp support not built
         sec = ""
-    sys.stdout.write("pyrunc version %s\nspec: %s\npython: %s%s\n" % (
-        __version__, OCI_VERSION, sys.version.split()[0], sec))
+    try:
+        from ._commit import COMMIT
+    except ImportError:  # not built by setup.py (a source tree on sys.path)
+        COMMIT = "unknown"
+    # runc's layout: tools read "commit:" and "spec:" from lines 2 and 3
+    sys.stdout.write("pyrunc version %s\ncommit: %s\nspec: %s\npython: %s%s\n" % (
+        __version__, COMMIT, OCI_VERSION, sys.version.split()[0], sec))
 
 
 def print_help():

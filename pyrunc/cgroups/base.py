@@ -84,6 +84,19 @@ class Manager:
             self._remove_created()
             raise
 
+    def check_reuse(self):
+        """runc's checks on a cgroup that exists before create: a frozen
+        one is refused (the init would stop in it and create would hang),
+        a non-empty one is used, with a warning."""
+        pids = self.pids() if self.exists() else ()
+        if pids:
+            from ..log import logger
+
+            logger().warning("container's cgroup is not empty: %d process(es) found" % len(pids))
+        # every hierarchy's freezer, not only the one exists() looks at
+        if self.is_frozen():
+            raise CgroupError("container's cgroup unexpectedly frozen")
+
     def _make(self, d):
         try:
             fs.mkdirs(d, self.created)
