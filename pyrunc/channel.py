@@ -91,21 +91,30 @@ class Channel:
         line = (tag + (" " + payload.replace("\n", "\\n") if payload else "") + "\n").encode()
         if Channel.trace is not None:
             Channel.trace.append(("send", tag))
-        os.write(self.wfd, line)
+        view = memoryview(line)
+        while view:
+            view = view[os.write(self.wfd, view):]
 
     def recv(self):
-        """-> (tag, payload); (EOF, '') when the other side is gone."""
-        while b"\n" not in self._buf:
+        """-> (tag, payload); (EOF, '') when the other side is gone.
+        Linear in the line's length: only each new chunk is searched for
+        the newline (a 20 MB state line took 11 s when the whole buffer
+        was searched and copied once per 4 KiB read)."""
+        chunks = [self._buf]
+        found = b"\n" in self._buf
+        while not found:
             try:
-                chunk = os.read(self.rfd, 4096)
+                chunk = os.read(self.rfd, 1 << 16)
             except InterruptedError:
                 continue
             if not chunk:
+                self._buf = b"".join(chunks)
                 if Channel.trace is not None:
                     Channel.trace.append(("recv", EOF))
                 return EOF, ""
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
+            chunks.append(chunk)
+            found = b"\n" in chunk
+        line, self._buf = b"".join(chunks).split(b"\n", 1)
         tag, _, payload = line.decode(errors="replace").partition(" ")
         if Channel.trace is not None:
             Channel.trace.append(("recv", tag))

@@ -27,8 +27,9 @@ library is out of reach: everything it still needs is imported before
 import os
 
 from . import linux
-from .channel import (CHILD_PID, COMMIT, GO, HOOKS_DONE, MOUNTS_READY, READY, STATE, USERNS_READY,
-                      NOTIFY_TAKEN, ChildError, describe)
+from .channel import (CHILD_PID, COMMIT, GO, HOOKS_DONE, MOUNTS_READY, NOTIFY_TAKEN, READY, STATE,
+                      USERNS_READY, ChildError, describe)
+from .log import debug
 from .namespaces import become_root, enter, write_time_offsets
 from .process import build_env, exec_process, find_executable, join_new_keyring
 from .signals import default_signals
@@ -60,6 +61,7 @@ def child_main(entry, job, ch, kernel=linux):
     returns; any failure is reported on the channel.  Every syscall goes
     through `kernel` (the linux module; tests pass a recording fake)."""
     try:
+        debug("nsexec container setup")
         default_signals()
         for fd in entry.close_fds:
             os.close(fd)  # e.g. the state dir lock: the verbs after create need it
@@ -249,6 +251,7 @@ class InitJob:
         """Everything up to READY ... COMMIT."""
         spec = self.spec
         plan = self.plan
+        debug("child process in init()")
         kernel.setsid()
         from .rootfs import RootfsBuilder
         from .security.exec_guard import runtime_exe_identity
@@ -266,6 +269,7 @@ class InitJob:
         if hooks:
             from .hooks import run_hooks
 
+            kernel.chdir(self.rootfs)  # runc runs them from the rootfs: relative paths are the container's
             run_hooks("createContainer", hooks, state_doc)
         preload(spec.process, spec.linux, hooks=bool(spec.hooks.get("startContainer")),
                 fd_socket=self.notify_by_fd)
@@ -284,6 +288,7 @@ class InitJob:
             join_new_keyring(self.container_id)
         exe, env, seccomp = _final_steps(spec.process, spec.linux, seccomp, runtime_identity, ch,
                                          self.listen_fds)
+        debug("init: closing the pipe to signal completion")
         ch.send(READY)
         if ch.recv()[0] != COMMIT:
             os._exit(1)  # the runtime died before committing the state
@@ -408,6 +413,7 @@ class ExecJob:
 
     def become(self, ch, kernel=linux):
         try:
+            debug("child process in init()")
             kernel.setsid()
             proc = self.proc
             if proc.terminal:
@@ -418,6 +424,7 @@ class ExecJob:
                 join_new_keyring(self.container_id)
             exe, env, seccomp = _final_steps(proc, self.linux_spec, self.seccomp, self.runtime_identity, ch)
             ch.close_read()
+            debug("setns_init: about to exec")
             # The write end stays open through execve (close-on-exec): EOF
             # tells the runtime the exec succeeded, ERROR why it did not.
             exec_process(proc, exe, env, self.preserve_fds, keep_fd=ch.wfd, linux_spec=self.linux_spec,

@@ -34,10 +34,6 @@ def create_container(cls, cid, bundle, root, opts):
     rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
     if not os.path.isdir(rootfs):
         raise ConfigError("root.path: %s: no such directory" % spec.root.path)
-    if opts.systemd_cgroup:
-        from .errors import NotSupported
-
-        raise NotSupported("systemd cgroup driver requested but systemd is not running")
     console_channel = _no_console
     if spec.process.terminal or opts.console_socket or getattr(opts, "console_fd", None) is not None:
         from .console import console_channel
@@ -50,9 +46,6 @@ def create_container(cls, cid, bundle, root, opts):
     container = cls(sd, None)
     made = _Undo()
     try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            write_atomic(sd.file("config.json"), f.read(), 0o600)
-        make_exec_fifo(sd.fifo, spec)
         container.record = {
             "id": cid, "status": CREATING, "pid": 0, "init_start": None,
             "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
@@ -61,7 +54,11 @@ def create_container(cls, cid, bundle, root, opts):
         }
         if opts.no_new_keyring:
             container.record["no_new_keyring"] = True  # exec's processes too, as runc
-        mgr = _make_cgroup(spec, cid, opts)
+        container.save()  # first, so that the state dir never lacks a record for long
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            write_atomic(sd.file("config.json"), f.read(), 0o600)
+        make_exec_fifo(sd.fifo, spec)
+        mgr = _make_cgroup(spec, cid, opts, sd)
         if mgr is not None:
             made.cgroup = mgr
             container.record["cgroup"] = mgr.to_dict()
@@ -131,13 +128,15 @@ def write_pid_file(path, pid):
     write_atomic(path, str(pid).encode(), 0o644)
 
 
-def _make_cgroup(spec, cid, opts):
+def _make_cgroup(spec, cid, opts, sd):
     from .cgroups import manager_for
 
     mgr = manager_for(spec.linux.cgroups_path, cid, spec.linux.resources,
                       rootless=bool(opts.rootless), systemd=opts.systemd_cgroup)
     if mgr is not None:
-        mgr.create()
+        mgr.check_reuse()
+        # write-ahead: the journal names every directory before its mkdir
+        mgr.create(intend=lambda dirs, leaves: sd.intend("cgroup", dirs, leaves))
         if opts.rootless and set(spec.linux.resources_doc or ()) - {"devices"}:
             from .log import logger
 
@@ -155,7 +154,10 @@ def _make_rdt_group(spec, container):
         container.record["intel_rdt"] = group.to_dict()
         container.save()
 
-    record(prepare(spec.linux.intel_rdt, container.id, record))
+    def intend(path):
+        container.dir.intend("intel_rdt", [path])  # write-ahead, before its mkdir
+
+    record(prepare(spec.linux.intel_rdt, container.id, record, intend))
 
 
 class _Undo:
@@ -270,7 +272,10 @@ def _finish_spawn(container, spec, spawned, made):
     ch.send(HOOKS_DONE)
     from .jsonio import dumps
 
-    ch.send(STATE, dumps(container.hook_state("creating")))
+    doc = container.hook_state("creating")
+    if not (spec.hooks.get("createContainer") or spec.hooks.get("startContainer")):
+        doc.pop("annotations", None)  # only the init's hooks read this state: keep it short
+    ch.send(STATE, dumps(doc))
     tag, payload = ch.recv()
     if tag == NOTIFY_FD:
         from .spawn import to_listener

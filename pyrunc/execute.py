@@ -196,13 +196,30 @@ def execute(c, doc, opts, cfg=None):
                 pass  # closed by a failed fork path already
         if console_fd is not None:
             os.close(console_fd)
+    if opts.pid_file:
+        _write_pid_file_or_kill(opts.pid_file, gpid, ours)
     if opts.detach:
-        if opts.pid_file:
-            from .create import write_pid_file
-
-            write_pid_file(opts.pid_file, gpid)
         return 0
     return wait_foreground(gpid, ours)
+
+
+def _write_pid_file_or_kill(path, pid, console_sock):
+    """runc writes --pid-file in the foreground too; when it cannot, the
+    process it started is killed and exec fails (exit 255)."""
+    from .create import write_pid_file
+    from .spawn import reap
+
+    try:
+        write_pid_file(path, pid)
+    except OSError as e:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        reap(pid)
+        if console_sock is not None:
+            os.close(console_sock)
+        raise PyruncError("--pid-file %s: %s" % (path, e.strerror or e)) from None
 
 
 def _stored_spec(c, cfg=None):
@@ -260,16 +277,18 @@ def target_cgroups(mgr, subs):
             dirs.append(_sub_dir(base, sub) if sub is not None else base)
         unknown = set(by_ctrl) - set(mgr.paths) - {""}
         if unknown:
-            raise PyruncError("--cgroup: no such controller in the container: %s" % ", ".join(sorted(unknown)))
+            raise PyruncError("--cgroup: unknown controller %s (not in the container's cgroup)"
+                              % ", ".join(sorted(unknown)))
     return list(dict.fromkeys(dirs))
 
 
 def _sub_dir(base, sub):
     path = os.path.normpath(os.path.join(base, sub.lstrip("/")))
     if path != base and not path.startswith(base.rstrip("/") + "/"):
-        raise PyruncError("--cgroup: %s is not inside the container's cgroup" % sub)
+        raise PyruncError("--cgroup: %s is not a sub cgroup path (outside the container's cgroup)" % sub)
     if not os.path.isdir(path):
-        raise PyruncError("--cgroup: sub-cgroup %s does not exist" % path)
+        # runc's words: tools match on them
+        raise PyruncError("--cgroup: adding pid to cgroups: %s/cgroup.procs: no such file or directory" % path)
     return path
 
 

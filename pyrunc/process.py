@@ -98,6 +98,12 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
 
         capabilities.drop_bounding(caps)
     user = proc.user
+    # runc: chdir while still root (a cwd only the runtime's user may
+    # enter works), again after the switch if that was refused (a cwd only
+    # the container's user may enter: a volume chowned to it).
+    cwd_done = _chdir_cwd(proc.cwd, True, kernel)
+    if proc.terminal:
+        give_terminal_to(user.uid)
     if caps is not None:
         kernel.prctl(linux.PR_SET_KEEPCAPS, 1)
     set_groups(user.additional_gids, kernel)
@@ -106,10 +112,8 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
     if caps is not None:
         kernel.prctl(linux.PR_SET_KEEPCAPS, 0)
         capabilities.apply_sets(caps)
-    try:
-        kernel.chdir(proc.cwd)
-    except OSError as e:
-        raise PyruncError("process.cwd: chdir %s: %s" % (proc.cwd, e.strerror)) from None
+    if not cwd_done:
+        _chdir_cwd(proc.cwd, False, kernel)
     kernel.umask(user.umask if user.umask is not None else 0o022)
     if proc.apparmor_profile or proc.selinux_label:
         from .security.lsm import apply_exec_labels
@@ -124,6 +128,33 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
     except OSError as e:
         code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC) else 127
         raise ExecError('exec: "%s": %s' % (proc.args[0], e.strerror.lower()), code) from None
+
+
+def give_terminal_to(uid):
+    """The container's pty (stdio by now) belongs to the process's user, as
+    runc's fixStdioPermissions does, so that a non-root user can use its
+    terminal; the group stays devpts's (gid=5).  Unlike runc, stdio that is
+    not the container's own pty (the caller's files) is never chowned."""
+    try:
+        st = os.fstat(0)
+        if st.st_uid != uid:
+            os.fchown(0, uid, st.st_gid)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EINVAL):  # an owner or group unmapped here
+            raise
+
+
+def _chdir_cwd(cwd, retry_on_eperm, kernel=linux):
+    """-> True once in `cwd`; False when refused and a retry is allowed."""
+    try:
+        kernel.chdir(cwd)
+        return True
+    except PermissionError:
+        if retry_on_eperm:
+            return False
+        raise PyruncError("process.cwd: chdir %s: Permission denied" % cwd) from None
+    except OSError as e:
+        raise PyruncError("process.cwd: chdir %s: %s" % (cwd, e.strerror)) from None
 
 
 def set_groups(gids, kernel=linux):

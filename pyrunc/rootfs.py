@@ -234,6 +234,9 @@ class RootfsBuilder:
         self.new_cgroupns = new_cgroupns
         self.rootfd = -1
         self.idmapped = idmapped or {}  # mount index -> detached idmapped clone (pyrunc.idmap)
+        # a read-only /dev is mounted read-write and made read-only in
+        # finalize(): devices, symlinks and /dev/pts go in first (runc)
+        self.dev_readonly = False
         # destination -> O_PATH fd of the proc/sysfs mount made there: checked
         # again after pivot_root, and masked/readonly paths go through it
         self.pinned = {}
@@ -305,6 +308,9 @@ class RootfsBuilder:
                 self._remount_bind(src, m.destination, extra)
         else:
             extra = L.RESOLVE_NO_SYMLINKS if m.type in ("proc", "sysfs") else 0
+            if dest_key == "/dev" and flags & L.MS_RDONLY:
+                flags &= ~L.MS_RDONLY
+                self.dev_readonly = True
             target = self._dir_target(m.destination, extra)
             try:
                 self.k.mount(m.source or m.type, fd_path(target), m.type, flags & ~L.MS_REMOUNT, data or None)
@@ -392,7 +398,9 @@ class RootfsBuilder:
             fd = open_in_root(self.rootfd, dest, L.O_PATH | os.O_DIRECTORY, extra_resolve, k=self.k)
         except OSError as e:
             if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise MountError("mount destination %s is not a real directory inside the rootfs" % dest) from None
+                # runc's words, which tools match on
+                raise MountError("mount destination %s is not a real directory inside the rootfs: "
+                                 "proc and sysfs must be mounted on ordinary directory" % dest) from None
             raise
         return fd
 
@@ -500,6 +508,7 @@ class RootfsBuilder:
             self.k.chroot(self.rootfs)
             self.k.chdir("/")
         elif no_pivot:
+            hide_host_proc_and_sys(self.rootfs, k=self.k)
             self.k.chdir(self.rootfs)
             self.k.mount(self.rootfs, "/", None, L.MS_MOVE)
             self.k.chroot(".")
@@ -538,6 +547,8 @@ class RootfsBuilder:
             self.close_pinned()
         if self.spec.root.readonly and self.own_mount_ns:
             remount_readonly("/", k=self.k)
+        if self.dev_readonly:
+            remount_readonly("/dev", k=self.k)
         if lx.rootfs_propagation and self.own_mount_ns:
             self.k.mount(None, "/", None, PROPAGATION_OPTIONS[lx.rootfs_propagation])
 
@@ -560,6 +571,55 @@ class RootfsBuilder:
 
 
 _PINNED_FS = {"proc": PROC_SUPER_MAGIC, "sysfs": 0x62656572}  # SYSFS_MAGIC
+
+
+def hide_host_proc_and_sys(rootfs, k=L):
+    """--no-pivot leaves the host's mounts under the container's root in
+    this mount namespace: a fully visible procfs or sysfs there would let
+    the container mount a fresh, unmasked one (the kernel allows that only
+    where one is fully visible).  Detach each, or cover it with a tmpfs
+    where that is refused (runc's msMoveRoot)."""
+    inside = rootfs.rstrip("/") + "/"
+    with open("/proc/self/mountinfo", "rb") as f:
+        lines = f.read().decode(errors="surrogateescape").splitlines()
+    points = []
+    for line in lines:
+        head, _, tail = line.partition(" - ")
+        fields, fstype = head.split(), tail.split(" ", 1)[0]
+        root, point = fields[3], _unescape(fields[4])
+        if root == "/" and fstype in ("proc", "sysfs") and not (point + "/").startswith(inside):
+            points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        try:
+            k.mount(None, point, None, L.MS_SLAVE | L.MS_REC)  # no unmount event reaches the host
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if e.errno == errno.EINVAL:  # gone with a parent already detached
+                continue
+            raise
+        try:
+            k.umount2(point, L.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EINVAL):  # cover it instead
+                raise
+            k.mount("tmpfs", point, "tmpfs", 0, None)
+
+
+def _unescape(field):
+    """mountinfo writes space, tab, newline and backslash as a backslash
+    and three octal digits."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
 
 
 def _norm(path):

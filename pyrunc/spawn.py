@@ -82,7 +82,8 @@ def _fork(entry, pidns, kernel):
         return kernel.fork()
     from .namespaces import fork_into_pid_ns
 
-    return fork_into_pid_ns(pidns[0], new=pidns[1], kernel=kernel)
+    # the child joins its cgroup itself: born in its v2 directory where it can be
+    return fork_into_pid_ns(pidns[0], new=pidns[1], cgroup=entry.cgroup, kernel=kernel)
 
 
 def _kill(pid):

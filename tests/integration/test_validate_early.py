@@ -1,5 +1,6 @@
 """Validate once, early, typed: a linux.seccomp or linux.resources section
-that passes the schema but not its owner's typed parse fails `create`
+that passes the schema (and runc's leniencies, pyrunc.compat) but not its
+owner's typed parse fails `create`
 before anything exists on the system -- no state directory (the --root
 is never even made), hence no cgroup (made after it), and no hook ran."""
 import json
@@ -15,13 +16,14 @@ BAD_SECTIONS = {
     "seccomp-notify-default": (
         "seccomp", {"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock"},
         "linux.seccomp.defaultAction"),
-    "seccomp-errno-on-allow": (
+    "seccomp-arg-index": (
         "seccomp", {"defaultAction": "SCMP_ACT_ALLOW",
-                    "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]},
-        "linux.seccomp.syscalls[0].errnoRet"),
-    "resources-device-access": (
-        "resources", {"devices": [{"allow": False, "access": "rwx"}]},
-        "linux.resources.devices[0].access"),
+                    "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO",
+                                  "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]},
+        "linux.seccomp.syscalls[0].args[0].index"),
+    "resources-device-type": (
+        "resources", {"devices": [{"allow": False, "type": "x", "access": "rwm"}]},
+        "linux.resources.devices[0].type"),
 }
 
 

@@ -178,7 +178,8 @@ def test_create_message_sequence_then_start(two_stage, tmp_path):
     assert steps[steps.index("setsid") - len(expected_entry):steps.index("setsid")] == expected_entry
     rest = steps[steps.index("setsid"):]
     assert rest[0] == "setsid" and rest.index("mount") < rest.index("pivot_root") < rest.index("sethostname")
-    assert rest[-5:] == ["setgroups", "setresgid", "setresuid", "chdir", "execve"]
+    # the cwd while still root (runc), then the user switch, then execve
+    assert rest[-5:] == ["chdir", "setgroups", "setresgid", "setresuid", "execve"]
     assert child[-1] == ("execve", "/bin/true", ["/bin/true"])
 
 
