@@ -66,9 +66,6 @@ def create_container(cls, cid, bundle, root, opts):
     container = cls(sd, None)
     made = _Undo()
     try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            write_atomic(sd.file("config.json"), f.read(), 0o600)
-        make_exec_fifo(sd.fifo, spec)
         container.record = {
             "id": cid, "status": CREATING, "pid": 0, "init_start": None,
             "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
@@ -77,7 +74,11 @@ def create_container(cls, cid, bundle, root, opts):
         }
         if opts.no_new_keyring:
             container.record["no_new_keyring"] = True  # exec's processes too, as runc
-        mgr = _make_cgroup(spec, cid, opts)
+        container.save()  # first, so that the state dir never lacks a record for long
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            write_atomic(sd.file("config.json"), f.read(), 0o600)
+        make_exec_fifo(sd.fifo, spec)
+        mgr = _make_cgroup(spec, cid, opts, sd)
         if mgr is not None:
             made.cgroup = mgr
             container.record["cgroup"] = mgr.to_dict()
@@ -148,13 +149,15 @@ def write_pid_file(path, pid):
     write_atomic(path, str(pid).encode(), 0o644)
 
 
-def _make_cgroup(spec, cid, opts):
+def _make_cgroup(spec, cid, opts, sd):
     from .cgroups import manager_for
 
     mgr = manager_for(spec.linux.cgroups_path, cid, container_resources(spec),
                       rootless=bool(opts.rootless), systemd=opts.systemd_cgroup)
     if mgr is not None:
-        mgr.create()
+        mgr.check_reuse()
+        # write-ahead: the journal names every directory before its mkdir
+        mgr.create(intend=lambda dirs, leaves: sd.intend("cgroup", dirs, leaves))
         if opts.rootless and set(spec.linux.resources_doc or ()) - {"devices"}:
             from .log import logger
 
@@ -172,23 +175,22 @@ def _make_rdt_group(spec, container):
         container.record["intel_rdt"] = group.to_dict()
         container.save()
 
-    record(prepare(spec.linux.intel_rdt, container.id, record))
+    def intend(path):
+        container.dir.intend("intel_rdt", [path])  # write-ahead, before its mkdir
+
+    record(prepare(spec.linux.intel_rdt, container.id, record, intend))
 
 
 def container_resources(spec):
-    """linux.resources with runc's device rules: the config's rules, an
-    allow rule for each linux.devices node, then runc's default allow-list
-    (cgroups.with_default_devices)."""
+    """linux.resources with runc's device rules: the config's rules, then
+    runc's default allow-list (cgroups.with_default_devices).  A
+    linux.devices node gets no rule of its own: as in runc, the config's
+    resources.devices say whether it may be opened."""
     from .cgroups import with_default_devices
     from .cgroups.resources import Resources
 
     doc = dict(spec.linux.resources_doc or {})
-    rules = list(doc.get("devices") or ())
-    for d in spec.linux.devices:
-        if d.type in ("c", "b", "u"):
-            rules.append({"allow": True, "type": "c" if d.type == "u" else d.type,
-                          "major": d.major, "minor": d.minor, "access": "rwm"})
-    doc["devices"] = rules
+    doc["devices"] = list(doc.get("devices") or ())
     return with_default_devices(Resources.from_dict(doc), spec.linux.devices)
 
 
@@ -324,7 +326,8 @@ def _spawn_direct(container, spec, ctx, made, fifo_fd, pipes):
     from .process import direct_init_main
 
     def fork():
-        return fork_into_pid_ns(dict(ctx.join_fds).get("pid"), new="pid" in ctx.plan.new_types)
+        return fork_into_pid_ns(dict(ctx.join_fds).get("pid"), new="pid" in ctx.plan.new_types,
+                                cgroup=ctx.cgroup_manager)
 
     pid, made.sync = _fork_child(fork, direct_init_main, ctx, fifo_fd, pipes)
     made.child = pid  # the init joins its cgroup itself (join_self)
@@ -367,7 +370,10 @@ def _finish_spawn(container, spec, sync, made, init_pid, notify_sock=None):
     sync.send("G")
     from .jsonio import dumps
 
-    sync.send("S", dumps(container.hook_state("creating")))
+    doc = container.hook_state("creating")
+    if not (spec.hooks.get("createContainer") or spec.hooks.get("startContainer")):
+        doc.pop("annotations", None)  # only the init's hooks read this state: keep it short
+    sync.send("S", dumps(doc))
     tag, payload = sync.recv()
     if tag == "N":
         fd = _take_notify_fd(init_pid, payload, notify_sock)

@@ -69,7 +69,7 @@ def features():
 
 def systemd_running():
     """sd_booted(): systemd is PID 1's init when /run/systemd/system exists."""
-    import os
+    from .. import lazyos as os
     return os.path.isdir("/run/systemd/system")
 
 
@@ -117,6 +117,24 @@ def is_frozen(d):
             return f.read().strip() == b"FROZEN"
     except OSError:
         return False
+
+
+def holds(d, pid):
+    """Whether `pid` is in the cgroup a to_dict() record describes (read
+    from its cgroup.procs; True when that cannot be read, e.g. a cgroup
+    a rootless create could not make).  `state` checks its init this way:
+    a pid and start time alone could be forged."""
+    if d.get("version") == 2:
+        path = d.get("path")
+    else:
+        paths = d.get("paths") or {}
+        path = next((paths[c] for c in ("devices", "freezer", "memory", "pids", "cpu", "cpuset") if c in paths),
+                    next(iter(paths.values()), None))
+    try:
+        with open(path + "/cgroup.procs", "rb") as f:
+            return str(pid).encode() in f.read().split()
+    except (OSError, TypeError):
+        return True
 
 
 def remove_recorded(d):

@@ -435,11 +435,19 @@ class SystemdManager:
     def resources(self):
         return self.inner.resources
 
-    def create(self):
+    def create(self, intend=None):
         """Nothing yet: systemd refuses a scope without a pid, so the unit
         is started by the first add_pid (the init's).  The properties are
-        checked now, before anything exists."""
+        checked now, before anything exists; the scope's directories are
+        recorded (write-ahead) for a `delete --force` after a crash."""
         resource_props(self.inner.resources, self.inner.version, 999, lambda msg: None)
+        if intend is not None:
+            intend(self.inner.missing_dirs(), self.inner.dirs())
+
+    def open_v2_dir(self):
+        # The scope exists only once systemd starts it with the init's pid:
+        # no clone3 into it, the init joins through add_pid.
+        return None
 
     def add_pid(self, pid):
         if not self.started:

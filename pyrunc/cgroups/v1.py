@@ -42,9 +42,13 @@ class V1Manager(Manager):
                 continue
             seen.add(d)
             if ctrl == UNIFIED:
-                self._join(d, "cgroup.procs", os.getpid())
+                if not self.v2_placed:
+                    self._join(d, "cgroup.procs", os.getpid())
             else:
                 self._join(d, "tasks", 0)
+
+    def v2_dir(self):
+        return self.paths.get(UNIFIED)
 
     def procs_dir(self):
         for ctrl in ("devices", "freezer", "memory", "pids", "cpu", "cpuset"):
@@ -55,7 +59,7 @@ class V1Manager(Manager):
     def path(self, ctrl):
         return self.paths.get(ctrl)
 
-    def create(self):
+    def _create(self):
         if self.rootless:
             # rootless: hierarchies we may not write to are dropped (runc
             # ignores those permission errors too)
@@ -66,7 +70,7 @@ class V1Manager(Manager):
                     if e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
                         raise
                     del self.paths[ctrl]
-        super().create()
+        super()._create()
 
     def _make(self, d):
         super()._make(d)
@@ -185,6 +189,9 @@ class V1Manager(Manager):
         d = self._need("blkio", "blockIO")
         bfq = not fs.exists(d, "blkio.weight") and fs.exists(d, "blkio.bfq.weight")
         weight_file = "blkio.bfq.weight" if bfq else "blkio.weight"
+        if b.weight and not fs.exists(d, weight_file):
+            raise CgroupError("%sblockIO.weight: this host has neither blkio.weight nor blkio.bfq.weight "
+                              "(no CFQ or BFQ I/O scheduler)" % P)
         if b.weight:
             fs.write(d, weight_file, b.weight, P + "blockIO.weight")
         if b.leaf_weight:
@@ -225,8 +232,9 @@ class V1Manager(Manager):
             if "/" in key or not key.partition(".")[2]:
                 raise CgroupError("%s: must be a file name of the form CONTROLLER.PARAMETER" % field)
             if d is None or (ctrl != "cgroup" and ctrl not in available):
-                raise CgroupError("%s: cgroup v1 host: the %s controller is not on the unified hierarchy"
-                                  % (field, ctrl))
+                # runc's "invalid configuration" (tools match on it)
+                raise CgroupError("%s: invalid configuration: cgroup v1 host: the %s controller is not "
+                                  "on the unified hierarchy" % (field, ctrl))
             fs.write(d, key, value, field)
 
     # -- freezer ------------------------------------------------------------

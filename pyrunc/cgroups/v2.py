@@ -28,7 +28,10 @@ class V2Manager(Manager):
     def procs_dir(self):
         return self.path
 
-    def create(self):
+    def v2_dir(self):
+        return self.path
+
+    def _create(self):
         # controllers must be enabled in every ancestor's subtree_control
         # before the leaf can use them (runc's CreateCgroupPath)
         try:
@@ -36,7 +39,7 @@ class V2Manager(Manager):
         except BaseException:
             self._remove_created()
             raise
-        super().create()
+        super()._create()
 
     def _enable_controllers(self):
         rel = os.path.relpath(self.path, self.root)
