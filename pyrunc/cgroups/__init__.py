@@ -132,9 +132,29 @@ def holds(d, pid):
                     next(iter(paths.values()), None))
     try:
         with open(path + "/cgroup.procs", "rb") as f:
-            return str(pid).encode() in f.read().split()
+            if str(pid).encode() in f.read().split():
+                return True
     except (OSError, TypeError):
         return True
+    return _held_below(path, str(pid).encode())
+
+
+def _held_below(path, pid):
+    """`pid` in a cgroup below `path`: an init may move itself into a child
+    cgroup of its own (systemd as a container's init: init.scope; a nested
+    runtime) and is still the container's init."""
+    import os
+
+    for top, subdirs, _files in os.walk(path):
+        if top == path:
+            continue
+        try:
+            with open(top + "/cgroup.procs", "rb") as f:
+                if pid in f.read().split():
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def remove_recorded(d):
