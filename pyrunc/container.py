@@ -283,10 +283,20 @@ class Container:
             from .hooks import run_hooks
 
             run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)
+        self._stop_systemd_unit()
         stays = reclaim.remove_dirs(left) + reclaim.remove_rdt(left.rdt)
         if alive or stays:
             raise PyruncError("delete %s: left in place: %s" % (self.id, reclaim.describe(alive, stays)))
         self.dir.remove()
+
+    def _stop_systemd_unit(self):
+        """--systemd-cgroup: the container's scope unit goes too (runc's
+        Destroy: StopUnit, then the directories)."""
+        cg = self.record.get("cgroup") if self.damage is None and self.record else None
+        if cg and cg.get("driver") == "systemd":
+            from .cgroups.systemd import stop_recorded_unit
+
+            stop_recorded_unit(cg, _log().warning)
 
     def _init_is_member(self, leaves):
         """The recorded init is in the container's cgroups (when it has

@@ -109,7 +109,7 @@ def unit_gone(node, unit):
     directory of it is left in any hierarchy."""
     state = show(node, unit, "LoadState", "ActiveState")
     dirs = in_node(node, "find %s -maxdepth 4 -type d -name '%s' 2>/dev/null; true" % (CG, unit))
-    return state.get("ActiveState") == "inactive" and dirs == "", (state, dirs)
+    return state == {"LoadState": "not-found", "ActiveState": "inactive"} and dirs == "", (state, dirs)
 
 
 RESOURCES = {
