@@ -61,6 +61,34 @@ def make_rootfs(rootfs, binds):
         os.makedirs(os.path.join(rootfs, d), exist_ok=True)
 
 
+def unmounted_controllers():
+    """Enabled v1 controllers no hierarchy of the host mounts.  systemd
+    would mount each in the node; a hierarchy made that way does not exist
+    on the host, the node's cgroup namespace is rooted at its global root,
+    and everything made there (and the hierarchy itself, while it has
+    children) would outlive the node for every process on the machine
+    (containerd then fails to load a task's cgroups)."""
+    with open("/proc/cgroups") as f:
+        enabled = [line.split()[0] for line in f if not line.startswith("#") and line.split()[3] == "1"]
+    mounted = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            right = line.split(" - ", 1)[1].split()
+            if right[0] == "cgroup":
+                mounted.update(right[2].split(","))
+    return [c for c in enabled if c not in mounted]
+
+
+def controller_placeholders(controllers):
+    """Where systemd would mount them (net_cls and net_prio together, as it
+    does): an empty read-only tmpfs there reads as "already mounted"."""
+    names = set(controllers)
+    if {"net_cls", "net_prio"} <= names:
+        names -= {"net_cls", "net_prio"}
+        names.add("net_cls,net_prio")
+    return sorted(names)
+
+
 def node_config(binds, shared, cgroups_path):
     caps = host_caps()
     tmpfs = lambda dest, mode="755": {"destination": dest, "type": "tmpfs", "source": "tmpfs",
@@ -90,6 +118,9 @@ def node_config(binds, shared, cgroups_path):
              "options": ["nosuid", "noexec", "nodev", "ro"]},
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
              "options": ["nosuid", "noexec", "nodev", "relatime", "rw"]},
+        ] + [{"destination": "/sys/fs/cgroup/" + name, "type": "tmpfs", "source": "none",
+              "options": ["ro", "nosuid", "nodev", "noexec", "size=4k"]}
+             for name in controller_placeholders(unmounted_controllers())] + [
             tmpfs("/run"), tmpfs("/tmp", "1777"), tmpfs("/var"),
         ] + [{"destination": b, "type": "bind", "source": b, "options": ["rbind", "ro"]}
              for b in binds] + [

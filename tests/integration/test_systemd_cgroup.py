@@ -190,6 +190,16 @@ def test_scope_limits_update_pause_delete(node):
     assert gone, why
 
 
+def test_node_makes_no_hierarchy_on_the_host(node):
+    """The node's systemd mounts no v1 controller the host lacks (those would
+    be new global hierarchies, left behind with the node's cgroups in them)."""
+    from engines.systemd_node import unmounted_controllers
+
+    with open("/proc/self/cgroup") as f:
+        hierarchies = {c for line in f for c in line.split(":")[1].split(",") if c}
+    assert not hierarchies & set(unmounted_controllers()), hierarchies
+
+
 def test_default_cgroups_path_is_runc_scope_in_system_slice(node):
     cid = "sd-" + uuid.uuid4().hex[:8]
     bundle = make_bundle(node, cid, ["sleep", "300"], "")
