@@ -42,7 +42,8 @@ def cri(tmp_path_factory):
         yield node
     finally:
         node.stop()
-    # Nothing may survive: shims, mounts, the daemon's files.
+    # Nothing may survive: shims, pods, mounts, the daemon's files.
+    assert node.leftover_pids == [], "processes outlived their pods: %s" % node.leftover_pids
     assert procs.pids_with_args(b"-address", node.sock.encode()) == []
     assert procs.mounts_under(node.base) == []
     assert not os.path.exists(node.base)
