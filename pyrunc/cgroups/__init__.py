@@ -79,14 +79,16 @@ def host_version():
     return 2 if host_is_v2() else 1
 
 
-def manager_for(cgroups_path, container_id, resources=None, rootless=False, systemd=False):
+def manager_for(cgroups_path, container_id, resources=None, rootless=False, systemd=False,
+                annotations=None):
     """The manager for a container's cgroup on this host (nothing made yet)."""
     from . import paths
 
     if systemd:
         from .systemd import manager_for as systemd_manager_for  # D-Bus only for this driver
 
-        return systemd_manager_for(cgroups_path, container_id, resources, rootless)
+        # annotations: org.systemd.property.* become unit properties
+        return systemd_manager_for(cgroups_path, container_id, resources, rootless, annotations)
     try:
         inner = paths.inner_path(cgroups_path, container_id)
     except ValueError as e:

@@ -226,6 +226,30 @@ def test_own_slice_expands(node):
     assert gone, why
 
 
+def test_annotation_properties_reach_the_unit(node):
+    """org.systemd.property.* annotations become unit properties (runc's
+    behaviour): a ...Sec name is sent as ...USec in microseconds."""
+    cid = "sd-" + uuid.uuid4().hex[:8]
+    unit = "pyrunc-%s.scope" % cid
+
+    def annotate(cfg):
+        cfg["annotations"] = {"org.systemd.property.TimeoutStopSec": "uint64 7",
+                              "org.systemd.property.CollectMode": "'inactive-or-failed'"}
+
+    start(node, cid, make_bundle(node, cid, ["sleep", "300"], "system.slice:pyrunc:%s" % cid, extra=annotate))
+    props = show(node, unit, "TimeoutStopUSec", "CollectMode")
+    assert props == {"TimeoutStopUSec": "7s", "CollectMode": "inactive-or-failed"}, props
+    pyrunc(node, "delete --force %s" % cid)
+    gone, why = unit_gone(node, unit)
+    assert gone, why
+    # a malformed one: one line naming the annotation, nothing made
+    bad = make_bundle(node, cid + "b", ["true"], "system.slice:pyrunc:%sb" % cid,
+                      extra=lambda c: c.update(annotations={"org.systemd.property.Bad-Name": "1"}))
+    r = pyrunc(node, "create --bundle %s %sb" % (bad, cid), check=False, stdio="</dev/null")
+    assert r.returncode != 0 and "annotations[org.systemd.property.Bad-Name]" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and in_node(node, "ls %s" % ROOT, check=False) == ""
+
+
 def test_bad_cgroups_path_refused_nothing_left(node):
     cid = "sd-" + uuid.uuid4().hex[:8]
     bundle = make_bundle(node, cid, ["true"], "/not/systemd/style")
