@@ -153,7 +153,8 @@ def _make_cgroup(spec, cid, opts, sd):
     from .cgroups import manager_for
 
     mgr = manager_for(spec.linux.cgroups_path, cid, container_resources(spec),
-                      rootless=bool(opts.rootless), systemd=opts.systemd_cgroup)
+                      rootless=bool(opts.rootless), systemd=opts.systemd_cgroup,
+                      annotations=spec.annotations if opts.systemd_cgroup else None)
     if mgr is not None:
         mgr.check_reuse()
         # write-ahead: the journal names every directory before its mkdir
