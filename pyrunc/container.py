@@ -283,7 +283,7 @@ class Container:
             from .hooks import run_hooks
 
             run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)
-        stays = reclaim.remove_dirs(left) + reclaim.remove_rdt(left.rdt)
+        stays = reclaim.remove_dirs(left) + reclaim.remove_rdt(left.rdt) + reclaim.unmount_under(left.mounts_under)
         if alive or stays:
             raise PyruncError("delete %s: left in place: %s" % (self.id, reclaim.describe(alive, stays)))
         self.dir.remove()

@@ -88,13 +88,28 @@ def _kill_create(runtime, bundle, cid, when):
     proc.wait()
 
 
-def test_sigkill_create_anywhere_then_delete_force(bundle, runtime):
+def _no_mount_ns(cfg):
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "mount"]
+    # runc's rule: masks need a mount namespace of the container's own
+    cfg["linux"].pop("maskedPaths", None)
+    cfg["linux"].pop("readonlyPaths", None)
+
+
+@pytest.mark.parametrize("mount_ns", ["own", "none"])
+def test_sigkill_create_anywhere_then_delete_force(mount_ns, bundle, runtime):
+    """'own': >= 100 points.  'none': the container mounts in the host's
+    mount namespace, under its rootfs (journalled as mounts_under)."""
     bundle.set_args("sleep", "1004")
     base_cg = bundle.config["linux"]["cgroupsPath"]
-    points = [("time", ms) for ms in TIME_POINTS_MS]
     probe = _artefacts(runtime.root, "probe", "/x")
-    points += [("artefact", i) for i in range(len(probe))] * 2
-    assert len(points) >= 100
+    if mount_ns == "own":
+        points = [("time", ms) for ms in TIME_POINTS_MS]
+        points += [("artefact", i) for i in range(len(probe))] * 2
+        assert len(points) >= 100
+    else:
+        bundle.update(_no_mount_ns)
+        points = [("time", ms) for ms in TIME_POINTS_MS[::3]]
+        points += [("artefact", i) for i in range(len(probe))]
     failures = []
     started = time.monotonic()
     for n, (kind, arg) in enumerate(points):
@@ -134,3 +149,16 @@ def test_journal_names_dirs_before_they_exist(bundle, runtime):
     assert {"/sys/fs/cgroup/%s%s" % (h, cg) for h in hierarchies} <= set(recorded)
     assert runtime("delete", "--force", cid, check=False).returncode == 0
     assert cgroup_dirs(cg) == []
+
+
+def test_no_mount_namespace_mounts_are_detached(bundle, runtime):
+    """Without a mount namespace the config's mounts land in the host's,
+    under the rootfs: delete detaches them (runc 1.1.5 leaves them)."""
+    bundle.update(_no_mount_ns)
+    bundle.set_args("sleep", "1007")
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    with open("/proc/self/mountinfo") as f:
+        assert any(bundle.rootfs + "/proc" in line for line in f)
+    runtime("delete", "--force", cid)
+    assert leftovers(runtime.root, cid, bundle.config["linux"]["cgroupsPath"], bundle.path) == []
