@@ -89,6 +89,9 @@ def create_container(cls, cid, bundle, root, opts):
         container.save()
         if spec.linux.intel_rdt is not None:
             _make_rdt_group(spec, container)
+        if not plan.has("mount"):
+            # no mount namespace: the init mounts in ours, under the rootfs
+            sd.intend("mounts_under", mount_roots(spec, rootfs))
         if any(m.idmapped for m in spec.mounts):
             from .idmap import make_trees
 
@@ -115,6 +118,18 @@ def create_container(cls, cid, bundle, root, opts):
                 os.close(fd)
             except OSError:
                 pass
+
+
+def mount_roots(spec, rootfs):
+    """Where a container without a mount namespace mounts on the host: at
+    or under rootfs/<destination> of its mounts, /dev (device nodes),
+    masked and read-only paths.  Never the rootfs itself or /."""
+    if rootfs == "/":
+        return []
+    dests = [m.destination for m in spec.mounts] + ["/dev"]
+    dests += list(spec.linux.masked_paths) + list(spec.linux.readonly_paths)
+    roots = {os.path.normpath(rootfs + "/" + d.strip("/")) for d in dests if d.strip("/")}
+    return sorted(r for r in roots if r.startswith(rootfs + "/"))
 
 
 def make_exec_fifo(path, spec):
@@ -245,6 +260,11 @@ class _Undo:
                 self.cgroup.destroy()
             except OSError:
                 pass
+        mounts_under = container.dir.read_journal().get("mounts_under")
+        if mounts_under:
+            from .reclaim import unmount_under
+
+            unmount_under(mounts_under)
         rdt = (container.record or {}).get("intel_rdt")
         if rdt:
             from .intelrdt import remove_recorded
