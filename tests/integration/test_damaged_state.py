@@ -142,3 +142,26 @@ def test_damaged_state(kind, bundle, runtime, other_process, tmp_path):
     runtime("delete", "--force", neighbour)
     assert leftovers(runtime.root, cid, cg) == []
     assert cgroup_dirs(cg) == []
+
+
+def test_init_moved_below_its_cgroup_still_runs(bundle, runtime):
+    """state checks that the init is in the container's cgroup (a pid and
+    start time alone could be forged), also when the init moved itself
+    below it, as systemd does (init.scope)."""
+    bundle.set_args("sleep", "1008")
+    cg = bundle.config["linux"]["cgroupsPath"]
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    pid = runtime.state(cid)["pid"]
+    for d in cgroup_dirs(cg):
+        os.mkdir(d + "/init.scope")
+        for name in ("cpuset.cpus", "cpuset.mems"):  # a new cpuset is empty
+            if os.path.exists(d + "/" + name):
+                with open(d + "/" + name) as src, open(d + "/init.scope/" + name, "w") as dst:
+                    dst.write(src.read())
+        with open(d + "/init.scope/cgroup.procs", "w") as f:
+            f.write(str(pid))
+    assert runtime.state(cid)["status"] == "running"
+    runtime("delete", "--force", cid)
+    assert not is_alive(pid)
+    assert leftovers(runtime.root, cid, cg) == []
