@@ -207,7 +207,7 @@ def remove_dirs(left):
             else:
                 fs.rmdir_if_empty(d)
         except OSError as e:
-            stays.append((d, os.strerror(e.errno) if e.errno else str(e)))
+            stays.append((e.filename or d, os.strerror(e.errno) if e.errno else str(e)))
     return stays
 
 

@@ -162,3 +162,38 @@ def test_no_mount_namespace_mounts_are_detached(bundle, runtime):
         assert any(bundle.rootfs + "/proc" in line for line in f)
     runtime("delete", "--force", cid)
     assert leftovers(runtime.root, cid, bundle.config["linux"]["cgroupsPath"], bundle.path) == []
+
+
+def test_delete_is_bounded_and_says_what_stays(bundle, runtime, tmp_path):
+    """A cgroup directory that cannot be removed (a mount on a sub-cgroup
+    makes rmdir EBUSY): delete --force ends in bounded time with one line
+    naming it, keeps the state entry, and a later delete --force finishes
+    the job."""
+    bundle.set_args("sleep", "1009")
+    cg = bundle.config["linux"]["cgroupsPath"]
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    pid = runtime.state(cid)["pid"]
+    pinned = [d for d in cgroup_dirs(cg) if "/pids/" in d][0] + "/pinned"
+    os.mkdir(pinned)
+    (tmp_path / "empty").mkdir()
+    subprocess.run(["mount", "--bind", str(tmp_path / "empty"), pinned], check=True)
+    try:
+        started = time.monotonic()
+        p = runtime("delete", "--force", cid, check=False)
+        assert time.monotonic() - started < 5
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert p.returncode == 1 and len(lines) == 1, p.stderr
+        assert "left in place" in lines[0] and pinned in lines[0] and "busy" in lines[0], lines[0]
+        assert not os.path.exists("/proc/%d" % pid) or not _alive(pid)
+        assert runtime.state(cid)["status"] == "stopped"  # kept for another try
+    finally:
+        subprocess.run(["umount", pinned], check=True)
+    runtime("delete", "--force", cid)
+    assert leftovers(runtime.root, cid, cg, bundle.path) == []
+
+
+def _alive(pid):
+    from hostcheck import is_alive
+
+    return is_alive(pid)
