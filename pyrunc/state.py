@@ -184,8 +184,9 @@ class StateDir:
         why = record_problem(record, self.id)
         if why:
             raise StateDamaged(self.id, why)
-        if record.get("annotations_in_file"):
+        if record.pop("annotations_in_file", False):
             record["annotations"] = self._read_annotations()
+            self._annotations = (record["annotations"], None)  # a later save keeps the file
         return record
 
     def _read_annotations(self):

@@ -132,3 +132,15 @@ def test_write_atomic_durable_leaves_no_temp_file(tmp_path):
     assert open(path, "rb").read() == b"two"
     assert os.listdir(str(tmp_path)) == ["f"]
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_resaving_a_loaded_record_keeps_the_annotations_file(sd):
+    big = {"big": "x" * (INLINE_ANNOTATIONS_MAX + 1)}
+    sd.write_state(dict(GOOD, annotations=big))
+    ino = os.stat(sd.file("annotations.json")).st_ino
+    again = StateDir(sd.root, "c1")
+    rec = again.read_state()
+    rec["pid"] = 7
+    again.write_state(rec)  # `update` saves the record it loaded
+    assert os.stat(sd.file("annotations.json")).st_ino == ino  # not rewritten
+    assert again.read_state()["pid"] == 7 and StateDir(sd.root, "c1").read_state()["annotations"] == big
