@@ -50,7 +50,19 @@ SCENARIOS = {
     "state": "state (created)",
     "exec": "exec /bin/true",
     "burst": "run -d, per container",
+    "kill": "kill KILL (running)",
+    "parallel": "N created+started, -P2",  # N: the plan's; see scenario_label
 }
+# Per-verb view: verb -> (scenario, field of its CPU, field of its peak RSS)
+VERBS = (
+    ("create", "lifecycle", "create_cpu_ms", "create_rss_kb"),
+    ("start", "lifecycle", "start_cpu_ms", "start_rss_kb"),
+    ("state", "state", "cpu_ms", "maxrss_kb"),
+    ("kill", "kill", "cpu_ms", "maxrss_kb"),
+    ("delete", "lifecycle", "delete_cpu_ms", "delete_rss_kb"),
+    ("exec", "exec", "cpu_ms", "maxrss_kb"),
+    ("run", "run", "cpu_ms", "maxrss_kb"),
+)
 
 
 # --------------------------------------------------------------------------
@@ -69,11 +81,18 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
+def scenario_label(raw, scen):
+    if scen == "parallel":
+        return "%d containers created+started, -P2" % raw.get("parallel", 0)
+    return SCENARIOS[scen]
+
+
 def metric_rows(raw):
     """(label, unit, {runtime: summary}) for every metric the run measured."""
     rows = []
     samples = raw["samples"]
-    for scen, label in SCENARIOS.items():
+    for scen in SCENARIOS:
+        label = scenario_label(raw, scen)
         per_rt = samples.get(scen)
         if not per_rt or not all(per_rt.values()):
             continue
@@ -85,7 +104,57 @@ def metric_rows(raw):
         if per_rt and all(per_rt.values()):
             rows.append(("peak RSS, %s" % ("create" if scen == "lifecycle" else scen), "MiB",
                          {rt: summarize([s["maxrss_kb"] / 1024.0 for s in ss]) for rt, ss in per_rt.items()}))
+    per_rt = samples.get("lifecycle")
+    if per_rt and all(per_rt.values()) and all(s.get("charged_kb") is not None for ss in per_rt.values() for s in ss):
+        rows.append(("memory charged to the container's cgroup (peak), create+start", "MiB",
+                     {rt: summarize([s["charged_kb"] / 1024.0 for s in ss]) for rt, ss in per_rt.items()}))
     return rows
+
+
+def verb_lines(raw, markdown=False):
+    """Each verb's CPU (median) beside the Python floor, and its peak RSS,
+    per runtime."""
+    samples = raw["samples"]
+    floor = samples.get("floor")
+    if not floor:
+        return []
+    floor_cpu = summarize([s["cpu_ms"] for s in floor])["median"]
+    runtimes = raw["runtimes"]
+    head = ["verb (median)"] + ["%s CPU [ms]" % rt for rt in runtimes]
+    if "pyrunc" in runtimes:
+        head.append("pyrunc - floor [ms]")
+    if raw.get("rss_valid", True):
+        head += ["%s RSS [MiB]" % rt for rt in runtimes]
+    body = []
+    for verb, scen, cpu_key, rss_key in VERBS:
+        per_rt = samples.get(scen) or {}
+        if not all(per_rt.get(rt) and cpu_key in per_rt[rt][0] for rt in runtimes):
+            continue
+        cpu = {rt: summarize([s[cpu_key] for s in per_rt[rt]])["median"] for rt in runtimes}
+        row = [verb] + [_fmt(cpu[rt]) for rt in runtimes]
+        if "pyrunc" in runtimes:
+            row.append("%+.1f" % (cpu["pyrunc"] - floor_cpu))
+        if raw.get("rss_valid", True):
+            row += [_fmt(summarize([s[rss_key] / 1024.0 for s in per_rt[rt]])["median"]) for rt in runtimes]
+        body.append(row)
+    floor_row = ["python floor"] + [_fmt(floor_cpu) if rt == "pyrunc" else "" for rt in runtimes]
+    if "pyrunc" in runtimes:
+        floor_row.append("0")
+    if raw.get("rss_valid", True):
+        floor_row += [_fmt(summarize([s["maxrss_kb"] / 1024.0 for s in floor])["median"]) if rt == "pyrunc" else ""
+                      for rt in runtimes]
+    body.append(floor_row)
+    return ["Per verb (CPU of the verb's process tree; run: the container's included):"] + \
+        _layout(head, body, markdown)
+
+
+def _layout(head, body, markdown):
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
+        return lines + ["| " + " | ".join(row) + " |" for row in body]
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    fmt = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    return [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
 
 
 def _fmt(x):
@@ -113,13 +182,7 @@ def table_lines(raw, markdown=False):
     for label, unit, stats in metric_rows(raw):
         body.append(["%s [%s]" % (label, unit)] + [_cell(stats[rt]) for rt in runtimes]
                     + _ratio_cells(stats, runtimes))
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
-        lines += ["| " + " | ".join(row) + " |" for row in body]
-        return lines
-    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-    fmt = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-    return [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
+    return _layout(head, body, markdown)
 
 
 def floor_lines(raw):
@@ -177,6 +240,8 @@ def report_lines(raw, markdown=False):
     lines.append("")
     lines += breakdown_lines(raw)
     lines += floor_lines(raw)
+    lines.append("")
+    lines += verb_lines(raw, markdown)
     lines.append("load average before/after: %s / %s" % (meta.get("load_before"), meta.get("load_after")))
     return lines
 
@@ -482,6 +547,7 @@ class Bench:
         pid = rt.live[cid] = read_pid(self.pidfile)
         start = self.sp.call(rt.argv("start", cid)).check()
         init_cpu = wait_gone(pid)  # /bin/true exits at once; delete then needs no --force
+        charged = self._charged_kb(cid)  # before delete removes the cgroup
         delete = self.sp.call(rt.argv("delete", cid)).check()
         wall = time.perf_counter_ns() - t0
         n, orphan_cpu = reap_orphans()
@@ -489,8 +555,81 @@ class Bench:
         cpu = create.cpu_s + start.cpu_s + delete.cpu_s + init_cpu + orphan_cpu
         s = self._sample(wall, cpu, create.maxrss_kb, n)
         s["init_cpu_ms"] = init_cpu * 1e3  # the container init, reaped by the bench
-        s.update(create_cpu_ms=create.cpu_s * 1e3, start_cpu_ms=start.cpu_s * 1e3, delete_cpu_ms=delete.cpu_s * 1e3)
+        s.update(create_cpu_ms=create.cpu_s * 1e3, start_cpu_ms=start.cpu_s * 1e3, delete_cpu_ms=delete.cpu_s * 1e3,
+                 create_rss_kb=create.maxrss_kb, start_rss_kb=start.maxrss_kb, delete_rss_kb=delete.maxrss_kb,
+                 charged_kb=charged)
         return s
+
+    def _charged_kb(self, cid):
+        """Peak memory charged to the container's own memory cgroup (v1
+        memory.max_usage_in_bytes, v2 memory.peak), KiB; None without one."""
+        rel = "%s/%s" % (self.plan["cgroup_parent"], cid)
+        for path in (CGROUP_ROOT + "/memory" + rel + "/memory.max_usage_in_bytes",
+                     CGROUP_ROOT + rel + "/memory.peak", UNIFIED + rel + "/memory.peak"):
+            try:
+                with open(path) as f:
+                    return int(f.read()) // 1024
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def kill(self, rt):
+        """`kill <id> KILL` of a running container (sleep); then wait for
+        the init and delete it (not measured)."""
+        cid, pid = self._create(rt, SLEEP_ARGS)
+        self.sp.call(rt.argv("start", cid)).check()
+        reap_orphans()
+        c = self.sp.call(rt.argv("kill", cid, "KILL")).check()
+        wait_gone(pid)
+        self.sp.call(rt.argv("delete", cid)).check()
+        self._finish(rt, cid)
+        reap_orphans()
+        return self._sample(c.wall_ns, c.cpu_s, c.maxrss_kb)
+
+    def parallel(self, rt):
+        """N containers (sleep) created and started, two at a time (-P2):
+        wall from the first create to the last start; CPU of every call,
+        every orphan reaped meanwhile and every init (reaped once the
+        containers are deleted, not measured)."""
+        n, slots = self.plan["parallel"], 2
+        jobs, cids = [], []
+        for _ in range(n):
+            cid = rt.new_id()
+            cids.append(cid)
+            rt.live[cid] = None
+            jobs.append((cid, [rt.argv("create", "--bundle", self.bundles.make(cid, SLEEP_ARGS), cid),
+                               rt.argv("start", cid)]))
+        err = os.open(os.path.join(self.workdir, "parallel.err"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        actions = [(os.POSIX_SPAWN_DUP2, self.sp.devnull, 0), (os.POSIX_SPAWN_DUP2, self.sp.devnull, 1),
+                   (os.POSIX_SPAWN_DUP2, err, 2)]
+        running, cpu, failed = {}, 0.0, None
+        t0 = time.perf_counter_ns()
+        try:
+            while (jobs or running) and failed is None:
+                while jobs and len(running) < slots:
+                    cid, steps = jobs.pop(0)
+                    running[os.posix_spawn(steps[0][0], steps[0], ENV, file_actions=actions)] = (cid, steps[1:])
+                pid, status, ru = os.wait4(-1, 0)
+                cpu += ru.ru_utime + ru.ru_stime
+                if pid not in running:
+                    continue  # an orphan (an intermediate the runtime left): counted
+                cid, rest = running.pop(pid)
+                if os.waitstatus_to_exitcode(status) != 0:
+                    failed = "%s: %s" % (" ".join(rest[0] if rest else ["start", cid]), status)
+                elif rest:
+                    running[os.posix_spawn(rest[0][0], rest[0], ENV, file_actions=actions)] = (cid, rest[1:])
+            wall = time.perf_counter_ns() - t0
+            for pid in running:  # only after a failure
+                os.waitpid(pid, 0)
+        finally:
+            os.close(err)
+        if failed:
+            raise RuntimeError_("%s parallel: %s" % (rt.name, failed))
+        for cid in cids:
+            rt.live[cid] = json.loads(self.sp.call(rt.argv("state", cid)).check().out).get("pid")
+            cpu += self._force_delete(rt, cid)
+        _, orphan_cpu = reap_orphans()
+        return self._sample(wall, cpu + orphan_cpu, 0)
 
     def state(self, rt):
         c = self.sp.call(rt.argv("state", self.created[rt.name])).check()
@@ -550,12 +689,15 @@ class Bench:
                 return
 
     def scenarios(self, round_no):
-        names = ["floor", "run", "lifecycle", "state"]
+        names = ["floor", "run", "lifecycle", "state", "kill"]
         if self.plan["exec"]:
             names.append("exec")
         every = self.plan["burst_every"]
         if self.plan["burst_size"] and every and round_no % every == 0:
             names.append("burst")
+        every = self.plan.get("parallel_every")
+        if self.plan.get("parallel") and every and round_no % every == 0:
+            names.append("parallel")
         return names
 
     def rounds(self, progress):
@@ -754,34 +896,49 @@ def check_and_clean(workdir, cgroup_parent):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="pyrunc vs runc vs crun on one bundle, interleaved")
+    p = argparse.ArgumentParser(description="pyrunc vs runc (host view) and crun (private view), interleaved")
     p.add_argument("--pyrunc", default=shutil.which("pyrunc") or "pyrunc")
     p.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
     p.add_argument("--crun", default=shutil.which("crun") or "/usr/bin/crun")
-    p.add_argument("--runtimes", help="comma-separated subset of %s" % ",".join(RUNTIMES))
+    p.add_argument("--runtimes", help="comma-separated subset of %s (one block, --cgroups view)" % ",".join(RUNTIMES))
     p.add_argument("--rounds", type=int, default=30)
+    p.add_argument("--private-rounds", type=int, default=12,
+                   help="rounds of the second block (crun, private view)")
     p.add_argument("--burst", type=int, default=10, help="containers per back-to-back burst (0: none)")
     p.add_argument("--burst-every", type=int, default=3, help="a burst every Nth round")
+    p.add_argument("--parallel", type=int, default=50, help="containers created+started two at a time (0: none)")
+    p.add_argument("--parallel-rounds", type=int, default=3)
+    p.add_argument("--engines", type=int, default=10, metavar="N",
+                   help="ctr run --rm / podman run --rm of /bin/true, N interleaved rounds (0: none)")
     p.add_argument("--no-exec", action="store_true")
     p.add_argument("--quick", action="store_true", help="3 rounds, small bursts (for tests)")
-    p.add_argument("--cgroups", choices=("private", "host"), default="private",
-                   help="private (default): run in a private mount namespace with the unified "
-                        "cgroup2 mount hidden, so crun works on this hybrid host and all runtimes "
-                        "see the same pure v1 host; host: the host's view as is (crun left out)")
+    p.add_argument("--cgroups", choices=("both", "host", "private"), default="both",
+                   help="both (default): the host's own cgroup layout for pyrunc and runc (on a hybrid "
+                        "host the unified hierarchy included), then crun in a private mount namespace with "
+                        "the unified cgroup2 mount hidden (crun refuses the hybrid host); host or private: "
+                        "that one view, every runtime it can run")
     p.add_argument("--json", metavar="FILE", help="write the raw numbers here")
-    p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    p.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     p.add_argument("--inner", metavar="PLAN", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
-        args.rounds, args.burst, args.burst_every = 3, 3, 3
+        args.rounds, args.private_rounds, args.burst, args.burst_every = 3, 2, 3, 3
+        args.parallel, args.parallel_rounds, args.engines = 4, 1, 1
     return args
 
 
-def choose_runtimes(args):
+def crun_refuses_host():
+    """crun refuses a hybrid host whose unified hierarchy lists controllers."""
+    return _is_cgroup2(UNIFIED) and _unified_has_controllers()
+
+
+def choose_runtimes(args, view):
     if args.runtimes:
         names = [n.strip() for n in args.runtimes.split(",") if n.strip()]
-    elif args.cgroups == "host" and _is_cgroup2(UNIFIED) and _unified_has_controllers():
+    elif view == "host" and crun_refuses_host():
         names = ["pyrunc", "runc"]
+    elif view == "private" and args.cgroups == "both":
+        names = ["pyrunc", "crun"]
     else:
         names = list(RUNTIMES)
     bad = [n for n in names if n not in RUNTIMES]
@@ -804,15 +961,28 @@ def _unified_has_controllers():
         return False
 
 
-def cgroups_note(args, names):
-    if args.cgroups == "private":
+def cgroups_note(view, names):
+    if view == "private":
         if _is_cgroup2(UNIFIED):
-            return "cgroups: v1 (private mount namespace, hybrid host's cgroup2 mount hidden for all runtimes)"
+            return "cgroups: PRIVATE VIEW (private mount namespace, the hybrid host's cgroup2 mount hidden: pure v1)"
         return "cgroups: as the host has them (private mount namespace)"
-    note = "cgroups: host view"
-    if "crun" not in names:
-        note += " (crun left out: it refuses this hybrid host)"
+    note = "cgroups: HOST VIEW (the host's own layout%s)" % (
+        ": v1 + the unified cgroup2 hierarchy" if _is_cgroup2(UNIFIED) else "")
+    if "crun" not in names and crun_refuses_host():
+        note += "; crun left out: it refuses this hybrid host"
     return note
+
+
+def views(args):
+    """[(view, rounds)] to run: by default the host view, then crun's
+    private view where crun cannot run in the host's."""
+    if args.cgroups != "both":
+        return [(args.cgroups, args.rounds)]
+    out = [("host", args.rounds)]
+    if not args.runtimes and crun_refuses_host() and args.private_rounds > 0 \
+            and os.access(shutil.which(args.crun) or args.crun, os.X_OK):
+        out.append(("private", args.private_rounds))
+    return out
 
 
 def load_avg():
@@ -820,13 +990,16 @@ def load_avg():
         return " ".join(f.read().split()[:3])
 
 
-def make_plan(args, workdir, token, names, paths):
+def make_plan(args, workdir, token, names, paths, view, rounds):
     config = base_config(paths.get("runc") or shutil.which("runc"), workdir)
+    full = view == "host" or args.cgroups != "both"  # the second block: the core scenarios only
+    parallel_every = max(1, rounds // max(1, args.parallel_rounds)) if args.parallel_rounds else 0
     return {
         "workdir": workdir, "token": token, "config": config,
         "cgroup_parent": "/" + token, "runtimes": names, "runtime_paths": paths,
-        "rounds": args.rounds, "burst_size": args.burst, "burst_every": args.burst_every,
-        "exec": not args.no_exec, "cgroups": args.cgroups,
+        "rounds": rounds, "burst_size": args.burst if full else 0, "burst_every": args.burst_every,
+        "parallel": args.parallel if full else 0, "parallel_every": parallel_every,
+        "exec": not args.no_exec, "cgroups": view,
         "outer_mnt_ns": os.readlink("/proc/self/ns/mnt"),
         "floor_python": launcher_python(paths.get("pyrunc") or sys.executable),
     }
@@ -839,19 +1012,17 @@ def run_inner(plan, plan_path):
     return subprocess.run(argv, env=ENV).returncode
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.inner:
-        return inner_main(args.inner)
-    if os.geteuid() != 0:
-        raise SystemExit("bench: needs root (real containers)")
-    names, paths = choose_runtimes(args)
+def run_block(args, view, rounds):
+    """One block: a view, its runtimes, interleaved rounds; prints its
+    report; -> (ok, raw)."""
+    names, paths = choose_runtimes(args, view)
     workdir = tempfile.mkdtemp(prefix="pyrunc-bench-")
     token = os.path.basename(workdir)
-    inner, rc, plan = {}, 1, None
+    inner, rc, plan, why = {}, 1, None, None
+    print("bench: %s view: %s, %d rounds" % (view, ", ".join(names), rounds), flush=True)
     try:
         make_rootfs(os.path.join(workdir, "rootfs"))
-        plan = make_plan(args, workdir, token, names, paths)
+        plan = make_plan(args, workdir, token, names, paths, view, rounds)
         plan["helper"], why = build_helper(workdir)
         make_cgroup_parent(plan["cgroup_parent"])
         plan_path = os.path.join(workdir, "plan.json")
@@ -869,18 +1040,19 @@ def main(argv=None):
         print("bench: cleanup problems:\n  " + "\n  ".join(inner["cleanup_problems"]), file=sys.stderr)
     if not inner.get("ok"):
         print("bench: FAILED: %s" % inner.get("error", "inner run exit %d" % rc), file=sys.stderr)
-        return 1
+        return False, None
     raw = {
-        "runtimes": names, "rounds": args.rounds,
-        "burst_size": args.burst if args.burst and args.burst_every else 0,
+        "view": view, "runtimes": names, "rounds": rounds,
+        "burst_size": plan["burst_size"] if plan["burst_every"] else 0,
         "burst_rounds": len(next(iter(inner["samples"].get("burst", {"": []}).values()))),
+        "parallel": plan["parallel"],
         "floor_python": plan["floor_python"], "samples": inner["samples"],
         "notes": inner["notes"] + ([] if plan["helper"] else ["peak RSS not reported: helper not built (%s)" % why])
         + [n for n in [editable_note(paths["pyrunc"]) if "pyrunc" in paths else None] if n],
         "rss_valid": bool(plan["helper"]),
         "meta": {
             "host": "%s, %d CPUs" % (os.uname().release, os.cpu_count()),
-            "cgroups_note": cgroups_note(args, names),
+            "cgroups_note": cgroups_note(view, names),
             "versions": {n: first_line([paths[n], "--version"]) for n in names},
             "namespaces": [ns["type"] for ns in plan["config"]["linux"]["namespaces"]],
             "load_before": load_before, "load_after": load_avg(),
@@ -889,13 +1061,38 @@ def main(argv=None):
         },
     }
     print("\n".join(report_lines(raw, args.markdown)))
+    print("", flush=True)
+    return not leftovers and rc == 0, raw
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.inner:
+        return inner_main(args.inner)
+    if os.geteuid() != 0:
+        raise SystemExit("bench: needs root (real containers)")
+    ok, blocks = True, []
+    for view, rounds in views(args):
+        good, raw = run_block(args, view, rounds)
+        ok = ok and good
+        if raw is not None:
+            blocks.append(raw)
+    engines = None
+    if args.engines and ok:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import engines_latency
+
+        names, paths = choose_runtimes(argparse.Namespace(**dict(vars(args), runtimes="pyrunc,runc")), "host")
+        engines = engines_latency.measure(paths, args.engines)
+        print("\n".join(engines_latency.report_lines(engines, args.markdown)))
+        ok = ok and not engines.get("problems")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(raw, f, indent=1)
-    if leftovers:
+            json.dump({"blocks": blocks, "engines": engines}, f, indent=1)
+    if not ok:
         return 1
     print("cleanup: no containers, mounts, cgroups or processes left")
-    return 0 if rc == 0 else 1
+    return 0
 
 
 if __name__ == "__main__":

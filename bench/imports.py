@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Where pyrunc's start-up goes: `python -X importtime -I -S <launcher> VERB`
+"""Where pyrunc's start-up goes: `python -X importtime -I -S -c BOOT <launcher> VERB`
 for state, list, create, run (and start, delete), on a real busybox bundle.
 
 Prints, per verb, the total import time and the modules with the largest
@@ -115,9 +115,28 @@ class Setup:
         return left
 
 
+def launcher_boot(source=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_native", "pyrunc.c")):
+    """The Python code the compiled launcher runs with -c (its BOOT string,
+    read from the C source: one copy of it)."""
+    import ast
+
+    with open(source) as f:
+        text = f.read()
+    body = text[text.index("BOOT[] ="):]
+    body = body[:body.index(";\n")]
+    code = ""
+    for line in body.splitlines()[1:]:
+        line = line.strip()
+        if line.startswith('"'):
+            code += ast.literal_eval(line[:line.rindex('"') + 1])
+    return code
+
+
 def importtime(python, setup, verb_args):
-    """Run one verb under -X importtime; returns (exit code, nodes, stderr)."""
-    argv = [python, "-X", "importtime", "-I", "-S", setup.pyrunc, "--root", setup.root] + verb_args
+    """Run one verb under -X importtime as the launcher runs it (python -I -S
+    -c BOOT <launcher> ...); returns (exit code, nodes, stderr)."""
+    argv = [python, "-X", "importtime", "-I", "-S", "-c", launcher_boot(), os.path.realpath(setup.pyrunc),
+            "--root", setup.root] + verb_args
     # Files, not pipes: a created container keeps the caller's stdio open
     # (runc's pass-through), so a pipe would never see EOF.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

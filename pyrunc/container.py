@@ -7,7 +7,7 @@ cgroup-backed verbs).  The library face of pyrunc; the CLI is a thin layer.
     c.state()["status"]      # 'running'
     c.kill("KILL"); c.delete()
 """
-import os
+from . import lazyos as os  # os without its import cost (see lazyos)
 
 from . import OCI_VERSION
 from .errors import ConfigError, ContainerNotFound, PyruncError, StateDamaged, StateError

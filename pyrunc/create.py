@@ -53,10 +53,6 @@ def create_container(cls, cid, bundle, root, opts):
     rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
     if not os.path.isdir(rootfs):
         raise ConfigError("root.path: %s: no such directory" % spec.root.path)
-    if opts.systemd_cgroup:
-        from .errors import NotSupported
-
-        raise NotSupported("systemd cgroup driver requested but systemd is not running")
     console_channel = _no_console
     if spec.process.terminal or opts.console_socket or getattr(opts, "console_fd", None) is not None:
         from .console import console_channel
@@ -174,6 +170,7 @@ def _make_cgroup(spec, cid, opts, sd):
     mgr = manager_for(spec.linux.cgroups_path, cid, container_resources(spec),
                       rootless=bool(opts.rootless), systemd=opts.systemd_cgroup)
     if mgr is not None:
+        mgr.check_reuse()
         # write-ahead: the journal names every directory before its mkdir
         mgr.create(intend=lambda dirs, leaves: sd.intend("cgroup", dirs, leaves))
         if opts.rootless and set(spec.linux.resources_doc or ()) - {"devices"}:
@@ -200,19 +197,15 @@ def _make_rdt_group(spec, container):
 
 
 def container_resources(spec):
-    """linux.resources with runc's device rules: the config's rules, an
-    allow rule for each linux.devices node, then runc's default allow-list
-    (cgroups.with_default_devices)."""
+    """linux.resources with runc's device rules: the config's rules, then
+    runc's default allow-list (cgroups.with_default_devices).  A
+    linux.devices node gets no rule of its own: as in runc, the config's
+    resources.devices say whether it may be opened."""
     from .cgroups import with_default_devices
     from .cgroups.resources import Resources
 
     doc = dict(spec.linux.resources_doc or {})
-    rules = list(doc.get("devices") or ())
-    for d in spec.linux.devices:
-        if d.type in ("c", "b", "u"):
-            rules.append({"allow": True, "type": "c" if d.type == "u" else d.type,
-                          "major": d.major, "minor": d.minor, "access": "rwm"})
-    doc["devices"] = rules
+    doc["devices"] = list(doc.get("devices") or ())
     return with_default_devices(Resources.from_dict(doc), spec.linux.devices)
 
 
@@ -353,7 +346,8 @@ def _spawn_direct(container, spec, ctx, made, fifo_fd, pipes):
     from .process import direct_init_main
 
     def fork():
-        return fork_into_pid_ns(dict(ctx.join_fds).get("pid"), new="pid" in ctx.plan.new_types)
+        return fork_into_pid_ns(dict(ctx.join_fds).get("pid"), new="pid" in ctx.plan.new_types,
+                                cgroup=ctx.cgroup_manager)
 
     pid, made.sync = _fork_child(fork, direct_init_main, ctx, fifo_fd, pipes)
     made.child = pid  # the init joins its cgroup itself (join_self)

@@ -26,7 +26,9 @@ def features():
             "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": True},
         },
-        "annotations": {"org.opencontainers.runtime-spec.features": "pyrunc"},
+        "annotations": {"org.opencontainers.runtime-spec.features": "pyrunc",
+                        # runc's key: checkpoint/restore through CRIU (--criu)
+                        "org.opencontainers.runc.checkpoint.enabled": "true"},
     }
     sec = _seccomp_features()
     if sec is not None:

@@ -201,6 +201,18 @@ def fsmount(fd, flags=FSMOUNT_CLOEXEC, attr_flags=0):
     return _check(lib.pyrunc_fsmount(fd, flags, attr_flags))
 
 
+def fork_into_cgroup(cgroup_fd):
+    """os.fork() whose child is born in the cgroup v2 directory open at
+    cgroup_fd (clone3 with CLONE_INTO_CGROUP, Linux 5.7): it is never moved
+    there, so nobody writes cgroup.procs, whose global lock makes the first
+    writer after a quiet spell wait for an RCU grace period (8-20 ms of wall
+    time here).  OSError when the kernel refuses (ENOSYS/E2BIG before 5.7,
+    EBADF for a directory that is not cgroup2, EACCES, ...)."""
+    from ._native_clone import fork_into_cgroup as clone
+
+    return clone(cgroup_fd)
+
+
 def join_session_keyring(name):
     return _check(lib.pyrunc_keyctl_join(_b(name) if name else ffi.NULL))
 

@@ -54,14 +54,16 @@ class NamespacePlan:
         return fds
 
 
-def fork_into_pid_ns(join_fd=None, new=False):
+def fork_into_pid_ns(join_fd=None, new=False, cgroup=None):
     """os.fork() with the child in another pid namespace and the caller
     staying in its own: setns(join_fd) or unshare (new=True) CLONE_NEWPID
     changes only the caller's pid_for_children, which goes back to its own
     namespace right after the fork, before anything else can fork.  The
-    child becomes pid 1 of a new namespace.  Returns what os.fork() does."""
+    child becomes pid 1 of a new namespace.  With a cgroup manager, the
+    child is born in its v2 directory where it has one (fork_in_cgroup).
+    Returns what os.fork() does."""
     if join_fd is None and not new:
-        return os.fork()
+        return fork_in_cgroup(cgroup)
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         if join_fd is not None:
@@ -70,12 +72,35 @@ def fork_into_pid_ns(join_fd=None, new=False):
             linux.unshare(linux.CLONE_NEWPID)
         pid = -1
         try:
-            pid = os.fork()
+            pid = fork_in_cgroup(cgroup)
         finally:
             if pid != 0:
                 linux.setns(own, linux.CLONE_NEWPID)
     finally:
         os.close(own)
+    return pid
+
+
+def fork_in_cgroup(mgr):
+    """os.fork(); with a cgroup manager that has a v2 directory (a pure v2
+    host, or the unified hierarchy of a hybrid one), the child is born in
+    it (linux.fork_into_cgroup) and its copy of the manager says so
+    (v2_placed: mgr.join_self() then writes only the v1 hierarchies' tasks,
+    which need no global lock).  Where the kernel refuses, a plain fork:
+    the child joins by writing, as before."""
+    fd = mgr.open_v2_dir() if mgr is not None else None
+    if fd is None:
+        return os.fork()
+    try:
+        pid = linux.fork_into_cgroup(fd)
+    except OSError:
+        pid = None
+    finally:
+        os.close(fd)
+    if pid is None:
+        return os.fork()
+    if pid == 0:
+        mgr.v2_placed = True
     return pid
 
 

@@ -26,6 +26,7 @@ import os
 
 from . import linux
 from .errors import ExecError, PyruncError
+from .log import debug
 from .passwd import entry_for_uid  # used after pivot_root: imported now
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -118,6 +119,7 @@ def default_signals():
 def stage1_main(ctx, sync):
     """Enter/create the namespaces, fork the init, report its pid, exit."""
     try:
+        debug("nsexec container setup")
         default_signals()
         for fd in ctx.close_fds or ():
             os.close(fd)  # e.g. the state dir lock: the verbs after create need it
@@ -171,6 +173,7 @@ def direct_init_main(ctx, sync):
     see create._fork_init_directly), already pid 1 of its pid namespace:
     do what stage 1 would have done for it, then be the init."""
     try:
+        debug("nsexec container setup")
         default_signals()
         for fd in ctx.close_fds or ():
             os.close(fd)
@@ -213,6 +216,7 @@ def init_main(ctx, sync):
     spec = ctx.spec
     fifo_fd = -1
     try:
+        debug("child process in init()")
         os.setsid()
         from .rootfs import RootfsBuilder
         from .security.exec_guard import refuse_runtime_binary, runtime_exe_identity
@@ -234,6 +238,7 @@ def init_main(ctx, sync):
         if hooks:
             from .hooks import run_hooks
 
+            os.chdir(ctx.rootfs)  # runc runs them from the rootfs: relative paths are the container's
             run_hooks("createContainer", hooks, state_doc)
         preload_modules(spec)
         seccomp = compile_seccomp(spec.linux)
@@ -266,6 +271,7 @@ def init_main(ctx, sync):
         if seccomp is not None and seccomp.notify:
             hand_over_notify_fd(seccomp, sync, ctx.notify_sock)
             seccomp = None
+        debug("init: closing the pipe to signal completion")
         sync.send("R")
         if sync.recv()[0] != "C":
             os._exit(1)  # the runtime died before committing the state
@@ -522,6 +528,12 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
 
         capabilities.drop_bounding(caps)
     user = proc.user
+    # runc: chdir while still root (a cwd only the runtime's user may
+    # enter works), again after the switch if that was refused (a cwd only
+    # the container's user may enter: a volume chowned to it).
+    cwd_done = _chdir_cwd(proc.cwd, retry_on_eperm=True)
+    if proc.terminal:
+        give_terminal_to(user.uid)
     if caps is not None:
         linux.prctl(linux.PR_SET_KEEPCAPS, 1)
     set_groups(user.additional_gids)
@@ -530,10 +542,8 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
     if caps is not None:
         linux.prctl(linux.PR_SET_KEEPCAPS, 0)
         capabilities.apply_sets(caps)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as e:
-        raise PyruncError("process.cwd: chdir %s: %s" % (proc.cwd, e.strerror)) from None
+    if not cwd_done:
+        _chdir_cwd(proc.cwd, retry_on_eperm=False)
     os.umask(user.umask if user.umask is not None else 0o022)
     if proc.apparmor_profile or proc.selinux_label:
         from .security.lsm import apply_exec_labels
@@ -548,6 +558,33 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
     except OSError as e:
         code = 126 if e.errno in (13, 8) else 127
         raise ExecError('exec: "%s": %s' % (proc.args[0], e.strerror.lower()), code) from None
+
+
+def give_terminal_to(uid):
+    """The container's pty (stdio by now) belongs to the process's user, as
+    runc's fixStdioPermissions does, so that a non-root user can use its
+    terminal; the group stays devpts's (gid=5).  Unlike runc, stdio that is
+    not the container's own pty (the caller's files) is never chowned."""
+    try:
+        st = os.fstat(0)
+        if st.st_uid != uid:
+            os.fchown(0, uid, st.st_gid)
+    except OSError as e:
+        if e.errno not in (1, 22):  # EPERM, EINVAL: an owner or group unmapped here
+            raise
+
+
+def _chdir_cwd(cwd, retry_on_eperm):
+    """-> True once in `cwd`; False when refused and a retry is allowed."""
+    try:
+        os.chdir(cwd)
+        return True
+    except PermissionError:
+        if retry_on_eperm:
+            return False
+        raise PyruncError("process.cwd: chdir %s: Permission denied" % cwd) from None
+    except OSError as e:
+        raise PyruncError("process.cwd: chdir %s: %s" % (cwd, e.strerror)) from None
 
 
 def set_groups(gids):

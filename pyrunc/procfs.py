@@ -1,6 +1,6 @@
 """Facts about processes read from /proc, so that a recycled pid is never
 mistaken for the container's init."""
-import os
+from . import lazyos as os  # os without its import cost (see lazyos)
 
 
 def stat_fields(pid):

@@ -232,6 +232,9 @@ class RootfsBuilder:
         self.new_cgroupns = new_cgroupns
         self.rootfd = -1
         self.idmapped = idmapped or {}  # mount index -> detached idmapped clone (pyrunc.idmap)
+        # a read-only /dev is mounted read-write and made read-only in
+        # finalize(): devices, symlinks and /dev/pts go in first (runc)
+        self.dev_readonly = False
         # destination -> O_PATH fd of the proc/sysfs mount made there: checked
         # again after pivot_root, and masked/readonly paths go through it
         self.pinned = {}
@@ -303,6 +306,9 @@ class RootfsBuilder:
                 self._remount_bind(src, m.destination, extra)
         else:
             extra = L.RESOLVE_NO_SYMLINKS if m.type in ("proc", "sysfs") else 0
+            if dest_key == "/dev" and flags & L.MS_RDONLY:
+                flags &= ~L.MS_RDONLY
+                self.dev_readonly = True
             target = self._dir_target(m.destination, extra)
             try:
                 L.mount(m.source or m.type, fd_path(target), m.type, flags & ~L.MS_REMOUNT, data or None)
@@ -390,7 +396,9 @@ class RootfsBuilder:
             fd = open_in_root(self.rootfd, dest, L.O_PATH | os.O_DIRECTORY, extra_resolve)
         except OSError as e:
             if e.errno in (40, 20):  # ELOOP, ENOTDIR
-                raise MountError("mount destination %s is not a real directory inside the rootfs" % dest) from None
+                # runc's words, which tools match on
+                raise MountError("mount destination %s is not a real directory inside the rootfs: "
+                                 "proc and sysfs must be mounted on ordinary directory" % dest) from None
             raise
         return fd
 
@@ -501,6 +509,7 @@ class RootfsBuilder:
             L.chroot(self.rootfs)
             os.chdir("/")
         elif no_pivot:
+            hide_host_proc_and_sys(self.rootfs)
             os.chdir(self.rootfs)
             L.mount(self.rootfs, "/", None, L.MS_MOVE)
             L.chroot(".")
@@ -539,6 +548,8 @@ class RootfsBuilder:
             self.close_pinned()
         if self.spec.root.readonly and self.own_mount_ns:
             remount_readonly("/")
+        if self.dev_readonly:
+            remount_readonly("/dev")
         if lx.rootfs_propagation and self.own_mount_ns:
             L.mount(None, "/", None, PROPAGATION_OPTIONS[lx.rootfs_propagation])
 
@@ -561,6 +572,55 @@ class RootfsBuilder:
 
 
 _PINNED_FS = {"proc": PROC_SUPER_MAGIC, "sysfs": 0x62656572}  # SYSFS_MAGIC
+
+
+def hide_host_proc_and_sys(rootfs):
+    """--no-pivot leaves the host's mounts under the container's root in
+    this mount namespace: a fully visible procfs or sysfs there would let
+    the container mount a fresh, unmasked one (the kernel allows that only
+    where one is fully visible).  Detach each, or cover it with a tmpfs
+    where that is refused (runc's msMoveRoot)."""
+    inside = rootfs.rstrip("/") + "/"
+    with open("/proc/self/mountinfo", "rb") as f:
+        lines = f.read().decode(errors="surrogateescape").splitlines()
+    points = []
+    for line in lines:
+        head, _, tail = line.partition(" - ")
+        fields, fstype = head.split(), tail.split(" ", 1)[0]
+        root, point = fields[3], _unescape(fields[4])
+        if root == "/" and fstype in ("proc", "sysfs") and not (point + "/").startswith(inside):
+            points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        try:
+            L.mount(None, point, None, L.MS_SLAVE | L.MS_REC)  # no unmount event reaches the host
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if e.errno == 22:  # EINVAL: gone with a parent already detached
+                continue
+            raise
+        try:
+            L.umount2(point, L.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (1, 22):  # EPERM, EINVAL: cover it instead
+                raise
+            L.mount("tmpfs", point, "tmpfs", 0, None)
+
+
+def _unescape(field):
+    """mountinfo writes space, tab, newline and backslash as a backslash
+    and three octal digits."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
 
 
 def _norm(path):

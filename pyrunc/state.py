@@ -11,9 +11,8 @@ Every verb reads state.json through read_state(): any damage (unreadable,
 not JSON, not an object, a field of the wrong type) is one StateDamaged
 error, never a traceback.
 """
-import os
-
 from . import jsonio
+from . import lazyos as os  # os without its import cost (see lazyos)
 
 from .errors import ContainerExists, ContainerNotFound, InvalidID, StateDamaged
 

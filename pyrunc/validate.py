@@ -14,13 +14,23 @@ from .errors import ConfigError
 
 
 def validate_config(doc, source="config.json"):
-    """Raise ConfigError unless `doc` is a valid config.json; return it."""
-    return _check(_validator.config, doc, source)
+    """Raise ConfigError unless `doc` is a valid config.json; return it.
+
+    Unless --strict, what runc 1.1.5 accepts outside the spec is first
+    taken as runc takes it, with a warning (pyrunc.compat)."""
+    return _check_relaxed(_validator.config, doc, source, "config")
 
 
 def validate_process(doc, source="process.json"):
     """A `runc exec --process` file: the `process` object of a config."""
-    return _check(_validator.process, doc, source)
+    return _check_relaxed(_validator.process, doc, source, "process")
+
+
+def _check_relaxed(check, doc, source, kind):
+    from .compat import hidden_from_schema, relax
+
+    with hidden_from_schema(relax(doc, source, kind)):
+        return _check(check, doc, source)
 
 
 def validate_state(doc, source="state"):

@@ -12,13 +12,17 @@ from .resources import Resources
 class Manager:
     """Common part of V1Manager / V2Manager; see pyrunc.cgroups for the API."""
 
-    __slots__ = ("created", "resources", "rootless")
+    # v2_placed: this process was born in the v2 directory (the unified
+    # hierarchy on a hybrid host; see namespaces.fork_into_pid_ns), so
+    # join_self has nothing to do there.  Never persisted.
+    __slots__ = ("created", "resources", "rootless", "v2_placed")
     version = None
 
     def __init__(self, resources=None, rootless=False, created=None):
         self.resources = resources
         self.rootless = rootless
         self.created = list(created or [])
+        self.v2_placed = False
 
     # -- subclasses provide -------------------------------------------------
     def dirs(self):
@@ -28,6 +32,20 @@ class Manager:
     def procs_dir(self):
         """The directory whose cgroup.procs lists the container's processes."""
         raise NotImplementedError
+
+    def v2_dir(self):
+        """The container's directory on the cgroup2 hierarchy, or None."""
+        raise NotImplementedError
+
+    def open_v2_dir(self):
+        """An fd of v2_dir() for clone3(CLONE_INTO_CGROUP), or None."""
+        d = self.v2_dir()
+        if d is None:
+            return None
+        try:
+            return os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None  # the caller forks as usual and joins by writing
 
     # -- lifecycle ----------------------------------------------------------
     def create(self, intend=None):
@@ -66,6 +84,19 @@ class Manager:
             self._remove_created()
             raise
 
+    def check_reuse(self):
+        """runc's checks on a cgroup that exists before create: a frozen
+        one is refused (the init would stop in it and create would hang),
+        a non-empty one is used, with a warning."""
+        pids = self.pids() if self.exists() else ()
+        if pids:
+            from ..log import logger
+
+            logger().warning("container's cgroup is not empty: %d process(es) found" % len(pids))
+        # every hierarchy's freezer, not only the one exists() looks at
+        if self.is_frozen():
+            raise CgroupError("container's cgroup unexpectedly frozen")
+
     def _make(self, d):
         try:
             fs.mkdirs(d, self.created)
@@ -89,7 +120,8 @@ class Manager:
 
     def join_self(self):
         """Move the calling (single-threaded) process into the cgroup."""
-        self.add_pid(os.getpid())
+        if not self.v2_placed:
+            self.add_pid(os.getpid())
 
     def _join(self, d, name, value):
         try:

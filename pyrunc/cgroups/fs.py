@@ -4,7 +4,7 @@
     -> CgroupError("linux.resources.memory.limit: write /sys/fs/cgroup/memory/x/memory.limit_in_bytes: Device or resource busy")
 """
 import errno
-import os
+from .. import lazyos as os  # os without its import cost (see pyrunc.lazyos)
 import time
 
 from ..errors import PyruncError
@@ -122,6 +122,13 @@ def procs(dirpath, recursive=True):
 def rmdir_tree(path, attempts=20):
     """Remove a cgroup directory and every child cgroup under it, retrying
     briefly while its last tasks exit (rmdir says EBUSY until they have)."""
+    try:
+        os.rmdir(path)  # the usual case: no sub-cgroup, no task left; no walk
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass  # sub-cgroups or exiting tasks: the walk and retries below
     if not os.path.isdir(path):
         return
     children = []

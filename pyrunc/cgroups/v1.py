@@ -42,9 +42,13 @@ class V1Manager(Manager):
                 continue
             seen.add(d)
             if ctrl == UNIFIED:
-                self._join(d, "cgroup.procs", os.getpid())
+                if not self.v2_placed:
+                    self._join(d, "cgroup.procs", os.getpid())
             else:
                 self._join(d, "tasks", 0)
+
+    def v2_dir(self):
+        return self.paths.get(UNIFIED)
 
     def procs_dir(self):
         for ctrl in ("devices", "freezer", "memory", "pids", "cpu", "cpuset"):
@@ -228,8 +232,9 @@ class V1Manager(Manager):
             if "/" in key or not key.partition(".")[2]:
                 raise CgroupError("%s: must be a file name of the form CONTROLLER.PARAMETER" % field)
             if d is None or (ctrl != "cgroup" and ctrl not in available):
-                raise CgroupError("%s: cgroup v1 host: the %s controller is not on the unified hierarchy"
-                                  % (field, ctrl))
+                # runc's "invalid configuration" (tools match on it)
+                raise CgroupError("%s: invalid configuration: cgroup v1 host: the %s controller is not "
+                                  "on the unified hierarchy" % (field, ctrl))
             fs.write(d, key, value, field)
 
     # -- freezer ------------------------------------------------------------

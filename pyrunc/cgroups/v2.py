@@ -28,6 +28,9 @@ class V2Manager(Manager):
     def procs_dir(self):
         return self.path
 
+    def v2_dir(self):
+        return self.path
+
     def _create(self):
         # controllers must be enabled in every ancestor's subtree_control
         # before the leaf can use them (runc's CreateCgroupPath)

@@ -155,13 +155,26 @@ def test_quick_bench_run_is_clean(tmp_path):
                         "--quick", "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "cleanup: no containers, mounts, cgroups or processes left" in r.stdout
-    raw = json.loads(out.read_text())
-    for scen in ("run", "lifecycle", "state", "burst"):
-        assert set(raw["samples"][scen]) == {"pyrunc", "runc", "crun"}, scen
-        assert all(len(v) >= 1 for v in raw["samples"][scen].values())
-    assert len(raw["samples"]["run"]["pyrunc"]) == 3
+    doc = json.loads(out.read_text())
+    host = doc["blocks"][0]
+    assert host["view"] == "host" and "HOST VIEW" in host["meta"]["cgroups_note"]
+    peers = set(host["runtimes"])
+    assert {"pyrunc", "runc"} <= peers
+    for scen in ("run", "lifecycle", "state", "burst", "kill", "parallel"):
+        assert set(host["samples"][scen]) == peers, scen
+        assert all(len(v) >= 1 for v in host["samples"][scen].values())
+    assert len(host["samples"]["run"]["pyrunc"]) == 3
     # Every container's init ran and was counted: no zero CPU anywhere.
-    assert all(s["cpu_ms"] > 0 for v in raw["samples"]["lifecycle"].values() for s in v)
-    workdir = raw["meta"]["workdir"]
+    assert all(s["cpu_ms"] > 0 for v in host["samples"]["lifecycle"].values() for s in v)
+    if "crun" not in peers:  # a hybrid host: crun in its own block, the private view
+        private = doc["blocks"][1]
+        assert private["view"] == "private" and set(private["runtimes"]) == {"pyrunc", "crun"}
+        assert set(private["samples"]["run"]) == {"pyrunc", "crun"}
+    assert "Per verb" in r.stdout and "python floor" in r.stdout
+    engines = doc["engines"]
+    assert not engines["problems"], engines
+    if not engines["notes"]:
+        assert set(engines["samples"]) == {"ctr run --rm", "podman run --rm"}
+    workdir = host["meta"]["workdir"]
     assert not os.path.exists(workdir)
     assert not glob.glob("/sys/fs/cgroup/*/%s" % os.path.basename(workdir))
