@@ -137,7 +137,7 @@ class _Restore:
                 "owner": "", "annotations": spec.annotations, "cgroup": None,
                 "hook_kinds": [k for k, hooks in spec.hooks.by_kind.items() if hooks],
             }
-            mgr = _make_cgroup(spec, c.id, self.create_opts)
+            mgr = _make_cgroup(spec, c.id, self.create_opts, sd)
             if mgr is not None:
                 made.cgroup = mgr
                 c.record["cgroup"] = mgr.to_dict()
