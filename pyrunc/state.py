@@ -266,7 +266,7 @@ def _is_rdt(v):
 
 _FIELDS = (
     ("id", lambda v: isinstance(v, str), "a string"),
-    ("status", lambda v: v in ("creating", "created"), '"creating" or "created"'),
+    ("status", lambda v: v in ("creating", "created", "running", "paused", "stopped"), "an OCI status"),
     ("pid", lambda v: _is_int(v) and v >= 0, "a pid (a non-negative integer)"),
     ("init_start", lambda v: v is None or (_is_int(v) and v >= 0), "null or a start time"),
     ("bundle", lambda v: isinstance(v, str), "a string"),
