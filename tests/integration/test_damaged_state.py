@@ -165,3 +165,32 @@ def test_init_moved_below_its_cgroup_still_runs(bundle, runtime):
     runtime("delete", "--force", cid)
     assert not is_alive(pid)
     assert leftovers(runtime.root, cid, cg) == []
+
+
+def test_record_naming_dirs_outside_cgroupfs_is_not_obeyed(bundle, runtime, tmp_path):
+    """A state.json whose cgroup record names ordinary directories (with a
+    cgroup.procs listing a process of ours): delete --force neither
+    removes them nor signals that process; the container's real cgroups
+    (from the journal) are still emptied and removed."""
+    bundle.set_args("sleep", "1010")
+    cg = bundle.config["linux"]["cgroupsPath"]
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    bait = tmp_path / "not-a-cgroup"
+    (bait / "child").mkdir(parents=True)
+    other = subprocess.Popen(["sleep", "300"])
+    try:
+        (bait / "cgroup.procs").write_text("%d\n" % other.pid)
+        path = os.path.join(runtime.root, cid, "state.json")
+        with open(path) as f:
+            rec = json.load(f)
+        rec["cgroup"] = dict(rec["cgroup"], paths={"pids": str(bait)}, created=[str(bait), str(bait / "child")])
+        with open(path, "w") as f:
+            json.dump(rec, f)
+        runtime("delete", "--force", cid)
+        assert bait.is_dir() and (bait / "child").is_dir()
+        assert is_alive(other.pid)
+        assert leftovers(runtime.root, cid, cg) == []
+    finally:
+        other.kill()
+        other.wait()
