@@ -274,6 +274,8 @@ class Container:
             signal_process(self.pid, self.record.get("init_start"), 9, quiet=True)
         targets = left.leaves if self._kills_all_members(config) else [d for d in left.leaves if d in left.ours]
         alive = reclaim.kill_members(targets)
+        if status == PAUSED:
+            reclaim.thaw(left.leaves)  # also where no member was ours to kill: the init must run to die
         if status != STOPPED:
             wait_gone(self.pid, self.record.get("init_start"))
         # Also for a create that died half-way (SIGKILL): its createRuntime

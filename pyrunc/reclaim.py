@@ -186,6 +186,16 @@ def _kill_round(leaves, pids):
             _write_quietly(d, "freezer.state", "THAWED")
 
 
+def thaw(leaves):
+    """Thaw the leaves (v1 freezer.state, v2 cgroup.freeze): a paused
+    container's processes cannot die of a SIGKILL until they run."""
+    for d in leaves:
+        if os.path.exists(d + "/freezer.state"):
+            _write_quietly(d, "freezer.state", "THAWED")
+        elif os.path.exists(d + "/cgroup.freeze"):
+            _write_quietly(d, "cgroup.freeze", "0")
+
+
 def _write_quietly(d, name, value):
     try:
         fs.write(d, name, value)
