@@ -42,7 +42,10 @@ def damage(kind, state_path, other):
         "other_pid_and_start": json.dumps(dict(rec, pid=other.pid, init_start=_start_time(other.pid))).encode(),
         "null": b"null",
         "missing": None,
+        "missing_and_no_journal": None,  # only config.json's implied cgroups are left to go by
     }[kind]
+    if kind == "missing_and_no_journal":
+        os.unlink(os.path.join(os.path.dirname(state_path), "journal.json"))
     if data is None:
         os.unlink(state_path)
     else:
@@ -51,7 +54,7 @@ def damage(kind, state_path, other):
 
 
 KINDS = ["empty", "truncated", "garbage", "list", "wrong_types", "other_pid", "other_pid_and_start",
-         "null", "missing"]
+         "null", "missing", "missing_and_no_journal"]
 LYING = ("other_pid", "other_pid_and_start")  # well-formed, but the pid names another process
 
 
