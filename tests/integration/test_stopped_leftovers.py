@@ -7,7 +7,6 @@ pid namespace.  As runc does, `kill --all ID 9` kills them and exits 0,
 and `delete` / `delete --force` kill what is left and remove the cgroups
 at once.  Checked from the kernel: /proc/<pid>/cgroup and the hierarchies.
 """
-import json
 import os
 import time
 
