@@ -197,3 +197,29 @@ def _alive(pid):
     from hostcheck import is_alive
 
     return is_alive(pid)
+
+
+def test_sigkill_delete_anywhere_then_delete_force(bundle, runtime):
+    """delete itself killed at any instant (while it kills, removes cgroups,
+    or removes the state directory's files): the next delete --force
+    finishes the job."""
+    bundle.set_args("sh", "-c", "sleep 1013 & exec sleep 1014")
+    base_cg = bundle.config["linux"]["cgroupsPath"]
+    failures = []
+    for n in range(24):
+        cid = "d%03d" % n
+        cg = "%s/%03d" % (base_cg, n)
+        bundle.update(lambda c: c["linux"].update(cgroupsPath=cg))
+        runtime("run", "-d", "-b", bundle.path, cid)
+        proc = subprocess.Popen(runtime.cmd("delete", "--force", cid), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(n * 0.001)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        p = runtime("delete", "--force", cid, check=False)
+        if p.returncode != 0:
+            failures.append("%d ms: second delete --force exited %d: %s" % (n, p.returncode, p.stderr.strip()))
+        left = leftovers(runtime.root, cid, cg, bundle.path)
+        if left:
+            failures.append("%d ms: %s" % (n, left))
+    assert failures == [], "\n".join(failures)
