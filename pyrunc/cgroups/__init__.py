@@ -132,8 +132,17 @@ def holds(d, pid):
                     next(iter(paths.values()), None))
     try:
         with open(path + "/cgroup.procs", "rb") as f:
-            return str(pid).encode() in f.read().split()
+            if str(pid).encode() in f.read().split():
+                return True
     except (OSError, TypeError):
+        return True
+    # An init may move itself below its cgroup (systemd as pid 1 goes into
+    # init.scope): the subtree is still the container's.
+    from .fs import procs
+
+    try:
+        return pid in procs(path)
+    except (OSError, ValueError):
         return True
 
 
