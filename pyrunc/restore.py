@@ -258,14 +258,15 @@ class _Restore:
             run_hooks(kind, self.spec.hooks.get(kind), c.hook_state("creating"))
 
     def _restored(self, pid):
-        """The process tree is back: state.json says running with the new
-        pid (no exec fifo: every other verb sees a started container)."""
-        from .container import RUNNING
+        """The process tree is back: state.json records a created container
+        with the new pid and no exec fifo, which every verb reads as running
+        (the stored status is only ever creating or created)."""
+        from .container import CREATED
         from .procfs import start_time
 
         c = self.container
         start = start_time(pid)
-        c.record.update(pid=pid, init_start=start, status=RUNNING)
+        c.record.update(pid=pid, init_start=start, status=CREATED)
         self.undo.pids.append((pid, start))
         c.save()
         if self.create_opts.pid_file:

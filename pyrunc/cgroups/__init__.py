@@ -130,24 +130,20 @@ def holds(d, pid):
         paths = d.get("paths") or {}
         path = next((paths[c] for c in ("devices", "freezer", "memory", "pids", "cpu", "cpuset") if c in paths),
                     next(iter(paths.values()), None))
-    want = str(pid).encode()
     try:
         with open(path + "/cgroup.procs", "rb") as f:
-            if want in f.read().split():
+            if str(pid).encode() in f.read().split():
                 return True
     except (OSError, TypeError):
         return True
-    # An init may move itself below its cgroup (systemd: init.scope).
-    import os
+    # An init may move itself below its cgroup (systemd as pid 1 goes into
+    # init.scope): the subtree is still the container's.
+    from .fs import procs
 
-    for root, _dirs, _files in os.walk(path):
-        try:
-            with open(root + "/cgroup.procs", "rb") as f:
-                if want in f.read().split():
-                    return True
-        except OSError:
-            pass
-    return False
+    try:
+        return pid in procs(path)
+    except (OSError, ValueError):
+        return True
 
 
 def remove_recorded(d):
