@@ -28,7 +28,8 @@ class CriuOptions:
 
     __slots__ = ("criu", "image_path", "work_path", "parent_path", "leave_running", "tcp_established",
                  "ext_unix_sk", "shell_job", "file_locks", "pre_dump", "manage_cgroups_mode",
-                 "empty_ns", "auto_dedup", "lazy_pages", "status_fd", "page_server")
+                 "empty_ns", "auto_dedup", "lazy_pages", "status_fd", "page_server",
+                 "lsm_profile", "lsm_mount_context")
 
     def __init__(self, **kw):
         for name in self.__slots__:
@@ -47,6 +48,10 @@ class CriuOptions:
             "empty_ns": empty_ns_mask(self.empty_ns), "orphan_pts_master": True,
             "auto_dedup": bool(self.auto_dedup), "lazy_pages": bool(self.lazy_pages),
         }
+        if self.lsm_profile:
+            opts["lsm_profile"] = self.lsm_profile
+        if self.lsm_mount_context:
+            opts["lsm_mount_context"] = self.lsm_mount_context
         mode = self.manage_cgroups_mode
         if mode:
             if mode not in rpc.CG_MODES:

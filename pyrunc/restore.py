@@ -38,6 +38,7 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
         raise ContainerExists(cid)
     _, spec = load_spec(bundle)
     check_bundle_spec(spec, NamespacePlan(spec.linux))
+    _check_restorable(spec)
     rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
     if not os.path.isdir(rootfs):
         from .errors import ConfigError
@@ -73,6 +74,14 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
     if detach:
         return 0
     return restored.wait_and_delete(root)
+
+
+def _check_restorable(spec):
+    """What create does that CRIU's restore would silently skip."""
+    if spec.linux.intel_rdt is not None:
+        raise PyruncError("linux.intelRdt: restore does not put restored processes in resctrl groups")
+    if spec.linux.net_devices:
+        raise PyruncError("linux.netDevices: restore does not move network devices")
 
 
 def _check_images(image_path, spec, bundle):
