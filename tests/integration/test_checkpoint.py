@@ -278,6 +278,49 @@ def test_restore_with_console_socket(bundle, runtime, tmp_path):
         os.close(m2)
 
 
+def test_foreground_restore_proxies_the_terminal(bundle, runtime, tmp_path):
+    """restore without -d of a terminal container: pyrunc gets CRIU's new
+    pty master and proxies the user's terminal, as a foreground run does."""
+    import fcntl
+    import termios
+
+    def cfg(c):
+        c["process"]["terminal"] = True
+        c["process"]["args"] = ["sh"]
+    bundle.update(cfg)
+    cid = runtime.new_id()
+    cs1 = ConsoleSocket(tmp_path / "c1.sock")
+    runtime("run", "-d", "--console-socket", cs1.path, "-b", bundle.path, cid)
+    m1 = cs1.receive()
+    cs1.close()
+    os.write(m1, b"X=6; echo set-$X\n")
+    read_until(m1, "set-6")
+    img = str(tmp_path / "img")
+    cr(runtime, "checkpoint", "--image-path", img, cid)
+    os.close(m1)
+
+    master, slave = os.openpty()
+
+    def child_setup():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    p = subprocess.Popen(runtime.cmd("--criu", CRIU, "restore", "--image-path", img, "-b", bundle.path, cid),
+                         stdin=slave, stdout=slave, stderr=slave, preexec_fn=child_setup)
+    try:
+        os.write(master, b"echo got-$((X*7))\n")
+        read_until(master, "got-42")
+        os.write(master, b"exit 5\n")
+        assert p.wait(timeout=30) == 5
+        assert_nothing_left(runtime, cid, bundle)  # deleted once it exited
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        os.close(slave)
+
+
 # -- mounts and cgroups --------------------------------------------------------
 
 def test_bind_mounts_and_masked_paths_survive(bundle, runtime, tmp_path):
