@@ -630,6 +630,24 @@ def test_restore_killed_half_way_is_cleaned_by_delete(bundle, runtime, tmp_path)
     assert leftover.stdout == ""
 
 
+def test_failing_prestart_hook_fails_restore(bundle, runtime, tmp_path):
+    """A prestart hook that fails at restore fails it (a fatal kind, as at
+    create): CRIU is told no, its half-restored tree dies, nothing stays."""
+    armed = tmp_path / "armed"
+    bundle.update(lambda c: c.update(hooks={"prestart": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "[ -e %s ] && exit 3; exit 0" % armed]}]}))
+    cid = start_counter(bundle, runtime)
+    wait_count(runtime, cid, 2)
+    img = str(tmp_path / "img")
+    cr(runtime, "checkpoint", "--image-path", img, cid)
+    armed.touch()
+    p = cr(runtime, "restore", "-d", "--image-path", img, "-b", bundle.path, cid, check=False)
+    assert "prestart" in one_line_error(p)
+    assert_nothing_left(runtime, cid, bundle)
+    leftover = subprocess.run(["pgrep", "-f", "echo \\$i > /dev/shm/count"], capture_output=True, text=True)
+    assert leftover.stdout == ""
+
+
 def test_checkpoint_refuses_a_created_container(bundle, runtime, tmp_path):
     counter(bundle)
     cid = runtime.new_id()
