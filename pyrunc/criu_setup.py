@@ -122,7 +122,7 @@ def make_dir(path, what):
     return open_dir(path, what)
 
 
-def _norm(path):
+def norm(path):
     return "/" + "/".join(p for p in path.split("/") if p and p != ".")
 
 
@@ -138,14 +138,14 @@ def external_mounts(spec, cgroup_record, bundle):
     cgroupns = any(ns.type == "cgroup" for ns in spec.linux.namespaces)
     for m in spec.mounts:
         if is_bind(m):
-            out.append((_norm(m.destination), os.path.join(bundle, m.source or "")))
+            out.append((norm(m.destination), os.path.join(bundle, m.source or "")))
         elif m.type == "cgroup" and not cgroupns and cgroup_record and cgroup_record.get("version") == 1:
             from .cgroups.mount import v1_mount_plan
 
             for h in v1_mount_plan(cgroup_record.get("paths") or {}):
-                out.append((_norm(m.destination + "/" + h["name"]), h["source"]))
+                out.append((norm(m.destination + "/" + h["name"]), h["source"]))
     for d in spec.linux.devices:
-        out.append((_norm(d.path), d.path))
+        out.append((norm(d.path), d.path))
     return out
 
 

@@ -161,6 +161,7 @@ class _Restore:
             from .checkpoint import _config_file
 
             rpc_opts.update(_config_file(spec))
+            _make_mount_points(spec, self.rootfs, self.bundle)
             inherit = _stdio_inherit(descriptors, meta, join_fds)
             rpc_opts["join_ns"] = self._namespaces(join_fds, inherit)
             rpc_opts["inherit_fd"] = inherit
@@ -325,6 +326,31 @@ class _Restore:
                 os.close(self.master)
         _delete(c.id, root)
         return status
+
+
+def _make_mount_points(spec, rootfs, bundle):
+    """The config's mount points in the rootfs (a file for a bind of a file),
+    as create makes them: a rootfs that never ran this container (podman's
+    `restore --import`) lacks them, and CRIU mounts only onto what exists
+    ("Can't stat mountpoint .../etc/hostname").  As runc: not under a tmpfs
+    mount (CRIU brings the tmpfs back with its contents), not for cgroup
+    mounts (CRIU's own)."""
+    from .rootfs import make_path_in_root
+
+    tmpfs = [cs.norm(m.destination) for m in spec.mounts if m.type == "tmpfs"]
+    rootfd = os.open(rootfs, linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for m in spec.mounts:
+            dest = cs.norm(m.destination)
+            if m.type in ("cgroup", "cgroup2") or any(dest.startswith(t + "/") for t in tmpfs):
+                continue
+            is_dir = not cs.is_bind(m) or os.path.isdir(os.path.join(bundle, m.source or ""))
+            try:
+                os.close(make_path_in_root(rootfd, dest, is_dir=is_dir))
+            except OSError as e:
+                raise PyruncError("mounts: %s: cannot make the mount point: %s" % (dest, e.strerror)) from None
+    finally:
+        os.close(rootfd)
 
 
 def _private_mounts(rootfs, root, yard):

@@ -756,3 +756,36 @@ def test_podman_container_checkpoint_and_restore(podman_cr):
             assert time.monotonic() < deadline
     finally:
         pm.podman("rm", "--force", "--time", "0", n, check=False)
+
+
+def test_podman_checkpoint_export_and_import_as_a_new_container(podman_cr, tmp_path):
+    """Live migration's path: `checkpoint --export` to an archive, the
+    container removed, `restore --import` as a new one (new id, new rootfs)."""
+    from engines.fixtures import IMAGE_NAME
+
+    pm = podman_cr
+    n, n2 = "ex-" + os.urandom(3).hex(), "im-" + os.urandom(3).hex()
+    archive = str(tmp_path / "cp.tar.gz")
+    pm.podman("run", "-d", "--name", n, *pm.run_args(), IMAGE_NAME, "sh", "-c", COUNTER % "/tmp/count")
+    try:
+        def podman_count(name):
+            for _ in range(50):
+                out = pm.podman("exec", name, "cat", "/tmp/count", check=False).stdout.strip()
+                if out.isdigit():
+                    return int(out)
+                time.sleep(0.05)
+            raise AssertionError("no count")
+
+        deadline = time.monotonic() + 20
+        while podman_count(n) < 50:
+            assert time.monotonic() < deadline
+        p = pm.podman("container", "checkpoint", "--export", archive, n, check=False, timeout=120)
+        assert p.returncode == 0, p.stderr
+        pm.podman("rm", "--force", n)
+        p = pm.podman("container", "restore", "--import", archive, "--name", n2, check=False, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert pm.inspect(n2, "{{.State.Status}}") == "running"
+        assert podman_count(n2) >= 50
+    finally:
+        pm.podman("rm", "--force", "--time", "0", n, check=False)
+        pm.podman("rm", "--force", "--time", "0", n2, check=False)
