@@ -27,33 +27,14 @@ from .errors import ContainerExists, PyruncError
 
 
 def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=False):
-    from .create import load_spec
-    from .container import check_bundle_spec
-    from .namespaces import NamespacePlan
     from .state import StateDir
 
     bundle = os.path.abspath(bundle or ".")
     sd = StateDir(root, cid)
     if sd.exists():
         raise ContainerExists(cid)
-    _, spec = load_spec(bundle)
-    check_bundle_spec(spec, NamespacePlan(spec.linux))
-    _check_restorable(spec)
-    rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
-    if not os.path.isdir(rootfs):
-        from .errors import ConfigError
-
-        raise ConfigError("root.path: %s: no such directory" % spec.root.path)
-    terminal = bool(spec.process.terminal)
-    if terminal or create_opts.console_socket:
-        from .console import check_terminal
-
-        check_terminal(terminal, detach, create_opts.console_socket)
-    if create_opts.systemd_cgroup:
-        from .errors import NotSupported
-
-        raise NotSupported("systemd cgroup driver requested but systemd is not running")
-    rpc_opts = cs.CriuOptions.common_rpc_opts(opts)  # checks the flags first
+    spec, rootfs = _checked_config(bundle, create_opts, detach)
+    rpc_opts = cs.CriuOptions.common_rpc_opts(opts)  # the flags first
     if opts.manage_cgroups_mode == "strict":
         raise PyruncError("--manage-cgroups-mode strict: CRIU requires the cgroups not to exist, and restore "
                           "places the container in its cgroupsPath, made first with the config's limits")
@@ -62,10 +43,9 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
     binary, _, found = cs.ready_criu(opts, {"lazy_pages": True} if opts.lazy_pages else None)
     if opts.lazy_pages and not found.get("lazy_pages"):
         raise PyruncError("--lazy-pages: CRIU reports no lazy-pages support (userfaultfd) on this kernel")
-    if create_opts.pid_file:
-        create_opts.pid_file = os.path.abspath(create_opts.pid_file)
-    if create_opts.console_socket:
-        create_opts.console_socket = os.path.abspath(create_opts.console_socket)
+    for name in ("pid_file", "console_socket"):  # relative to the caller's cwd
+        if getattr(create_opts, name):
+            setattr(create_opts, name, os.path.abspath(getattr(create_opts, name)))
     if not detach and not no_subreaper:
         # Processes reparented inside the tree come to us, not to init.
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
@@ -74,6 +54,29 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
     if detach:
         return 0
     return restored.wait_and_delete(root)
+
+
+def _checked_config(bundle, create_opts, detach):
+    """The bundle's config, refused as create refuses it, and its rootfs."""
+    from .container import check_bundle_spec
+    from .create import load_spec
+    from .errors import ConfigError, NotSupported
+    from .namespaces import NamespacePlan
+
+    _, spec = load_spec(bundle)
+    check_bundle_spec(spec, NamespacePlan(spec.linux))
+    _check_restorable(spec)
+    rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
+    if not os.path.isdir(rootfs):
+        raise ConfigError("root.path: %s: no such directory" % spec.root.path)
+    terminal = bool(spec.process.terminal)
+    if terminal or create_opts.console_socket:
+        from .console import check_terminal
+
+        check_terminal(terminal, detach, create_opts.console_socket)
+    if create_opts.systemd_cgroup:
+        raise NotSupported("systemd cgroup driver requested but systemd is not running")
+    return spec, rootfs
 
 
 def _check_restorable(spec):
@@ -258,6 +261,7 @@ class _Restore:
         # container that `delete --force` can find and kill
         c.record.update(pid=pid, init_start=start_time(pid))
         c.save()
+        self.undo.pids.append((pid, c.record["init_start"]))  # killed and waited for on failure
         kinds = [k for k in ("prestart", "createRuntime") if self.spec.hooks.get(k)]
         if not kinds:
             return
@@ -297,7 +301,7 @@ class _Restore:
             self.undo.undo(c)
             if c.pid:
                 try:
-                    os.waitpid(c.pid, os.WNOHANG)
+                    os.waitpid(c.pid, 0)  # our child (rst_sibling), dead by now: no zombie left
                 except ChildProcessError:
                     pass
         if self.master is not None:
