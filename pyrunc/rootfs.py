@@ -262,8 +262,10 @@ class RootfsBuilder:
             self.create_dev_symlinks()
 
     def _make_parent_private(self):
-        # pivot_root(2) refuses a root whose parent mount is shared.
-        path = os.path.dirname(os.path.realpath(self.rootfs))
+        # pivot_root(2) refuses a root whose parent mount is shared.  That
+        # parent is the mount holding the rootfs: the rootfs itself when it
+        # is a mount point (containerd's overlay), so the walk starts there.
+        path = os.path.realpath(self.rootfs)
         while True:
             try:
                 L.mount(None, path, None, L.MS_PRIVATE)

@@ -136,14 +136,25 @@ def holds(d, pid):
                 return True
     except (OSError, TypeError):
         return True
-    # An init may move itself below its cgroup (systemd as pid 1 goes into
-    # init.scope): the subtree is still the container's.
-    from .fs import procs
+    return _held_below(path, str(pid).encode())
 
-    try:
-        return pid in procs(path)
-    except (OSError, ValueError):
-        return True
+
+def _held_below(path, pid):
+    """`pid` in a cgroup below `path`: an init may move itself into a child
+    cgroup of its own (systemd as a container's init: init.scope; a nested
+    runtime) and is still the container's init."""
+    import os
+
+    for top, subdirs, _files in os.walk(path):
+        if top == path:
+            continue
+        try:
+            with open(top + "/cgroup.procs", "rb") as f:
+                if pid in f.read().split():
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def remove_recorded(d):

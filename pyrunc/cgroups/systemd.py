@@ -486,7 +486,18 @@ class SystemdManager:
         try:
             props = resource_props(merged, self.inner.version, sd.version(), _warn)
             if props:
-                sd.set_properties(self.unit, props)
+                # systemd rewrites the device rules from scratch (deny all,
+                # then the allow list): a running container could hit EPERM
+                # in between, so it is frozen meanwhile, as runc does.
+                thaw = (any(name == "DevicePolicy" for name, _ in props) and self.inner.can_freeze()
+                        and not self.inner.is_frozen())
+                if thaw:
+                    self.inner.freeze()
+                try:
+                    sd.set_properties(self.unit, props)
+                finally:
+                    if thaw:
+                        self.inner.thaw()
         finally:
             sd.close()
         self.inner.set(resources)

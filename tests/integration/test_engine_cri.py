@@ -63,6 +63,16 @@ def test_kubelet_flow(cri, layout, handler):
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
+def test_container_leaving_a_child_in_the_pod(cri, layout, handler):
+    """issue 15's report: the child keeps the cgroup busy after the
+    container's main process exits; Stop/RemoveContainer must still end
+    it (runtime `kill --all` on a stopped container, then `delete`)."""
+    from engines.cri_flow import orphan_flow
+
+    orphan_flow(cri, handler, layout)
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
 @pytest.mark.parametrize("propagation", ["PROPAGATION_HOST_TO_CONTAINER", "PROPAGATION_BIDIRECTIONAL"])
 def test_volume_propagation(cri, layout, handler, propagation):
     """containerd asks for rootfsPropagation rslave (host-to-container) or

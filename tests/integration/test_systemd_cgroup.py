@@ -159,6 +159,12 @@ def test_scope_limits_update_pause_delete(node):
     assert props == {"MemoryLimit": str(96 << 20), "TasksMax": "77", "CPUShares": "256"}, props
     assert read(node, "%s/memory/%s/memory.limit_in_bytes" % (CG, scope)) == str(96 << 20)
     assert read(node, "%s/pids/%s/pids.max" % (CG, scope)) == "77"
+    # systemd rewrote the device rules meanwhile (frozen around it): the
+    # container runs on and its allowed devices still work
+    assert read(node, "%s/freezer/%s/freezer.state" % (CG, scope)) == "THAWED"
+    assert json.loads(pyrunc(node, "state %s" % cid).stdout)["status"] == "running"
+    assert pyrunc(node, "exec %s sh -c 'echo x >/dev/null && echo fine'" % cid,
+                  stdio="</dev/null").stdout.strip() == "fine"
 
     # pause / resume through the freezer directory pyrunc made
     pyrunc(node, "pause %s" % cid)
