@@ -95,7 +95,11 @@ def run_one(hook, payload):
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
         return None
     if os.WIFSIGNALED(status):
-        what = "killed by signal %d" % os.WTERMSIG(status)
+        import _signal
+
+        sig = os.WTERMSIG(status)
+        # Go's words as well ("signal: bad system call"): tools match on runc's
+        what = "killed by signal %d (signal: %s)" % (sig, (_signal.strsignal(sig) or "?").lower())
     else:
         what = "exit status %d" % os.WEXITSTATUS(status)
     text = out.decode(errors="replace").strip().replace("\n", " ")

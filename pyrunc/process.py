@@ -279,12 +279,14 @@ def init_main(ctx, sync):
         os.close(fifo_fd)
         os.write(wfd, b"0")
         hooks = spec.hooks.get("startContainer")
+        before_exec = None
         if hooks:
             from .hooks import run_hooks
 
-            run_hooks("startContainer", hooks, state_doc)
+            def before_exec():
+                run_hooks("startContainer", hooks, state_doc)
         exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=wfd, linux_spec=spec.linux,
-                     seccomp=seccomp)
+                     seccomp=seccomp, before_exec=before_exec)
     except BaseException as e:  # noqa: B902
         # Tell `start` through the fifo; if it could not even be opened,
         # the container's stderr is the only channel left.
@@ -487,9 +489,12 @@ def _check_exec(name, path):
         raise ExecError('exec: "%s": permission denied' % name, 126)
 
 
-def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None):
+def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None,
+                 before_exec=None):
     """Drop privileges and execve, in runc's order: rlimits, close fds,
-    bounding set, user, capabilities, cwd, no_new_privs, seccomp, exec.
+    bounding set, user, capabilities, cwd, no_new_privs, seccomp,
+    `before_exec` (the startContainer hooks: runc runs them as the process
+    will run, its seccomp filter included), exec.
 
     Used by the init and by `exec`.  fds 3..3+preserve_fds-1 (socket
     activation and --preserve-fds) reach the process; every other fd is
@@ -544,6 +549,8 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp is not None:
         seccomp.load()
+    if before_exec is not None:
+        before_exec()
     try:
         os.execve(exe, proc.args, env)
     except OSError as e:

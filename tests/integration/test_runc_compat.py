@@ -302,3 +302,34 @@ def test_kill_all_after_the_container_stopped(bundle, runtime):
         time.sleep(0.05)
     assert runtime("kill", "-a", cid, "0").returncode == 0
     assert runtime("kill", cid, "0", check=False).returncode == 1  # the init alone: not running
+
+
+def test_start_container_hook_runs_as_the_process_seccomp_included(bundle, runtime, tmp_path):
+    """runc runs startContainer hooks after the process's user, capabilities
+    and seccomp filter are in place: the hook can do no more than the
+    process will."""
+    def cfg(c):
+        c["process"]["args"] = ["true"]
+        c["process"]["terminal"] = False
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                 "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]}
+        c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/foo"]}]}
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode != 0
+    assert "error running startContainer hook" in p.stderr and "bad system call" in p.stderr, p.stderr
+
+
+def test_start_container_hook_runs_as_the_process_user(bundle, runtime):
+    os.chmod(os.path.join(bundle.rootfs, "tmp"), 0o1777)
+
+    def cfg(c):
+        c["root"]["readonly"] = False
+        c["process"]["user"] = {"uid": 1000, "gid": 1000}
+        c["process"]["args"] = ["cat", "/tmp/hook-id"]
+        c["process"]["terminal"] = False
+        c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "id -u > /tmp/hook-id"]}]}
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "1000"
