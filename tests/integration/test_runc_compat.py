@@ -333,3 +333,61 @@ def test_start_container_hook_runs_as_the_process_user(bundle, runtime):
     p = _run(bundle, runtime)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "1000"
+
+
+# -- seccomp: a syscall the profile does not know ----------------------------
+
+PROBE_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+static int rc(long r) { return r < 0 ? -errno : (int)r; }
+int main(void) {
+    printf("%d %d %d\n", rc(syscall(1000, 0, 0, 0)), rc(syscall(SYS_getpid)) > 0, rc(syscall(SYS_unshare, 0)));
+    return 0;
+}
+"""
+
+
+def _static_probe(rootfs, tmp_path):
+    import shutil
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed: the probe is a static C program")
+    src = tmp_path / "probe.c"
+    src.write_text(PROBE_C)
+    p = subprocess.run(["gcc", "-static", "-O0", "-o", os.path.join(rootfs, "probe"), str(src)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip("cannot link a static probe here (libc6-dev missing?): %s" % p.stderr[-300:])
+
+
+@pytest.mark.parametrize("default,expected_unknown", [
+    ("SCMP_ACT_ERRNO", "-38"),   # above every syscall the profile names: ENOSYS
+    ("SCMP_ACT_ALLOW", "-38"),   # allowed through: the kernel's own ENOSYS
+])
+def test_seccomp_unknown_syscall_gets_enosys(bundle, runtime, tmp_path, default, expected_unknown):
+    _static_probe(bundle.rootfs, tmp_path)
+    allowed = ["read", "write", "openat", "close", "fstat", "newfstatat", "exit_group", "exit", "execve",
+               "brk", "arch_prctl", "mmap", "munmap", "mprotect", "getppid", "set_tid_address",
+               "set_robust_list", "rseq", "prlimit64", "readlink", "uname", "getrandom", "futex",
+               "rt_sigaction", "rt_sigprocmask", "capget", "capset", "prctl", "setresuid", "setresgid",
+               "setgroups", "chdir", "getcwd", "fchown", "ioctl", "lseek", "dup2", "dup3", "fcntl",
+               "poll", "getpid", "gettid", "clock_gettime", "pipe2", "wait4", "kill", "memfd_create"]
+
+    def cfg(c):
+        c["process"]["args"] = ["/probe"]
+        c["process"]["terminal"] = False
+        rules = [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        if default != "SCMP_ACT_ALLOW":
+            rules.insert(0, {"names": allowed, "action": "SCMP_ACT_ALLOW"})
+        c["linux"]["seccomp"] = {"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64"],
+                                 "syscalls": rules}
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    unknown, ppid_ok, unshare = p.stdout.split()
+    assert unknown == expected_unknown
+    assert ppid_ok == "1"
+    assert unshare == "-1"  # EPERM: a named syscall keeps its rule
