@@ -33,6 +33,10 @@ _FLAG_OPTIONS = {
     "lazytime": (L.MS_LAZYTIME, 0), "nolazytime": (0, L.MS_LAZYTIME),
     "nosymfollow": (L.MS_NOSYMFOLLOW, 0), "symfollow": (0, L.MS_NOSYMFOLLOW),
     "bind": (L.MS_BIND, 0), "rbind": (L.MS_BIND | L.MS_REC, 0),
+    # the rest of runc's table (specconv's mountFlags): flags, not fs data
+    "acl": (L.MS_POSIXACL, 0), "noacl": (0, L.MS_POSIXACL),
+    "iversion": (L.MS_I_VERSION, 0), "noiversion": (0, L.MS_I_VERSION),
+    "silent": (L.MS_SILENT, 0), "loud": (0, L.MS_SILENT),
 }
 PROPAGATION_OPTIONS = {
     "private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE | L.MS_REC,

@@ -391,3 +391,17 @@ def test_seccomp_unknown_syscall_gets_enosys(bundle, runtime, tmp_path, default,
     assert unknown == expected_unknown
     assert ppid_ok == "1"
     assert unshare == "-1"  # EPERM: a named syscall keeps its rule
+
+
+def test_runcs_mount_flags_are_flags_not_filesystem_data(bundle, runtime):
+    """acl, iversion, silent (and their no- forms) are mount flags in runc's
+    table; passed on as tmpfs data they made the mount fail."""
+    def cfg(c):
+        c["mounts"].append({"destination": "/flags", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["silent", "acl", "iversion", "noiversion", "loud", "noacl"]})
+        c["process"]["args"] = ["sh", "-c", "grep ' /flags ' /proc/self/mountinfo"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert " /flags " in p.stdout
