@@ -405,3 +405,66 @@ def test_runcs_mount_flags_are_flags_not_filesystem_data(bundle, runtime):
     p = _run(bundle, runtime)
     assert p.returncode == 0, p.stderr
     assert " /flags " in p.stdout
+
+
+# -- the two validation modes, on real containers ----------------------------
+
+def test_features_says_which_validation_applies(runtime):
+    lenient = json.loads(runtime("features").stdout)["annotations"]["io.github.pyrunc.validation"]
+    strict = json.loads(runtime("--strict", "features").stdout)["annotations"]["io.github.pyrunc.validation"]
+    assert lenient.startswith("runc:") and strict.startswith("strict:")
+
+
+@pytest.mark.parametrize("value,shared", [("rshared", True), ("rprivate", False), ("rslave", False)])
+def test_rootfs_propagation_runc_values_run(bundle, runtime, value, shared):
+    """containerd's CRI writes rprivate/rslave/rshared: the container runs,
+    with the propagation applied to every mount under its root (the
+    recursive flag), and the one warning names the field."""
+    def cfg(c):
+        c["linux"]["rootfsPropagation"] = value
+        c["process"]["args"] = ["sh", "-c", "cat /proc/self/mountinfo"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("level=warning") == 1
+    assert 'linux.rootfsPropagation: \\"%s\\" is not a spec value; taken as runc takes it' % value in p.stderr
+    tagged = ["shared:" in line for line in p.stdout.splitlines()]
+    assert all(tagged) if shared else not any(tagged), p.stdout
+    p = runtime("--strict", "run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert p.returncode == 1 and "linux.rootfsPropagation" in p.stderr and "is not one of" in p.stderr
+
+
+def test_device_access_rwa_runs_and_means_rw(bundle, runtime, tmp_path):
+    import stat
+
+    os.mknod(os.path.join(bundle.rootfs, "testdev"), 0o666 | stat.S_IFCHR, os.makedev(240, 0))
+
+    def cfg(c):
+        c["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"},
+                                              {"allow": True, "type": "c", "major": 240, "minor": 0,
+                                               "access": "rwa"}]
+        c["process"]["args"] = ["sh", "-c", "cat /testdev"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    # allowed by the cgroup: the open reaches the (absent) driver
+    assert "No such device or address" in p.stderr, p.stderr
+    assert 'linux.resources.devices[1].access: \\"rwa\\" taken as \\"rw\\"' in p.stderr
+    p = runtime("--strict", "run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert p.returncode == 1 and "linux.resources.devices[1].access" in p.stderr
+
+
+def test_unknown_capability_dropped_container_runs(bundle, runtime):
+    def cfg(c):
+        for k in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][k] = ["CAP_KILL", "CAP_NOT_A_CAPABILITY"]
+        c["process"]["args"] = ["sh", "-c", "grep CapBnd /proc/self/status"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout.split()[1], 16) == 1 << 5  # CAP_KILL alone
+    assert p.stderr.count("ignoring unknown capabilities") == 3
+    p = runtime("--strict", "run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert p.returncode == 1 and "unknown capability" in p.stderr
