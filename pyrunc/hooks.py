@@ -46,7 +46,8 @@ def run_hooks(kind, hooks, state_doc, warn=None):
         err = run_one(hook, payload)
         if err is None:
             continue
-        msg = "error running %s hook #%d (%s): %s" % (kind, i, hook.path, err)
+        # "error running hook #N" is runc's (tools match on it); then which kind
+        msg = "error running hook #%d (%s, %s): %s" % (i, kind, hook.path, err)
         if kind in FATAL_KINDS:
             raise HookError(msg)
         if warn is not None:

@@ -317,7 +317,8 @@ def test_start_container_hook_runs_as_the_process_seccomp_included(bundle, runti
     bundle.update(cfg)
     p = _run(bundle, runtime)
     assert p.returncode != 0
-    assert "error running startContainer hook" in p.stderr and "bad system call" in p.stderr, p.stderr
+    assert "error running hook #0 (startContainer, /bin/sh)" in p.stderr, p.stderr
+    assert "bad system call" in p.stderr, p.stderr
 
 
 def test_start_container_hook_runs_as_the_process_user(bundle, runtime):
