@@ -87,7 +87,7 @@ class InitContext:
 
     __slots__ = ("spec", "rootfs", "plan", "join_fds", "fifo_fd", "no_pivot",
                  "no_new_keyring", "preserve_fds", "cgroup_manager", "console_fd",
-                 "container_id", "close_fds", "listen_fds", "idmapped", "notify_sock")
+                 "container_id", "close_fds", "listen_fds", "idmapped", "notify_sock", "bind_sources")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -136,6 +136,15 @@ def stage1_main(ctx, sync):
         join_all(ctx.join_fds)
         if flags:
             linux.unshare(flags)
+        if plan.new_user and plan.has("mount"):
+            # Still the runtime's kernel uid (the switch to the namespace's
+            # root comes below): bind sources a directory only the host's
+            # root may enter hides from the container's root are opened
+            # now, in the container's mount namespace, as runc's parent
+            # opens them there.
+            from .rootfs import open_bind_sources
+
+            ctx.bind_sources = open_bind_sources(ctx.spec.mounts)
         if "time" in plan.new_types and not time_early:
             # Before the switch to the namespace's root: we are not dumpable,
             # so /proc/self/* belongs to the host's root -- still our fsuid.
@@ -217,7 +226,8 @@ def init_main(ctx, sync):
         builder = RootfsBuilder(spec, ctx.rootfs, in_userns=ctx.plan.has("user"),
                                 cgroup_manager=ctx.cgroup_manager,
                                 new_cgroupns="cgroup" in ctx.plan.new_types,
-                                own_mount_ns=ctx.plan.has("mount"), idmapped=ctx.idmapped)
+                                own_mount_ns=ctx.plan.has("mount"), idmapped=ctx.idmapped,
+                                bind_sources=ctx.bind_sources)
         builder.prepare()
         # An O_PATH handle opened by the runtime: the state dir is out of
         # reach after pivot_root, and for a user-namespaced init from the start.

@@ -224,7 +224,7 @@ class RootfsBuilder:
     namespace.  Call prepare(), then pivot(), then finalize()."""
 
     def __init__(self, spec, rootfs, in_userns=False, cgroup_manager=None, new_cgroupns=False,
-                 own_mount_ns=True, idmapped=None):
+                 own_mount_ns=True, idmapped=None, bind_sources=None):
         self.spec = spec
         self.rootfs = rootfs
         # Without a mount namespace of its own (runc allows that), the
@@ -236,6 +236,7 @@ class RootfsBuilder:
         self.new_cgroupns = new_cgroupns
         self.rootfd = -1
         self.idmapped = idmapped or {}  # mount index -> detached idmapped clone (pyrunc.idmap)
+        self.bind_sources = bind_sources or {}  # mount index -> O_PATH fd (open_bind_sources)
         # a read-only /dev is mounted read-write and made read-only in
         # finalize(): devices, symlinks and /dev/pts go in first (runc)
         self.dev_readonly = False
@@ -254,13 +255,14 @@ class RootfsBuilder:
         self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         for i, m in enumerate(self.spec.mounts):
             try:
-                self.mount_one(m, self.idmapped.get(i))
+                self.mount_one(m, self.idmapped.get(i), self.bind_sources.get(i))
             except OSError as e:
                 raise MountError("mounts[%d]: mount %s to %s: %s" % (
                     i, m.source or m.type, m.destination, e.strerror or e)) from None
-        for fd in self.idmapped.values():
+        for fd in list(self.idmapped.values()) + list(self.bind_sources.values()):
             os.close(fd)  # attached now; nothing of the host's stays open
         self.idmapped = {}
+        self.bind_sources = {}
         if self._needs_dev_setup():
             self.create_devices()
             self.create_dev_symlinks()
@@ -283,7 +285,7 @@ class RootfsBuilder:
                 return False
         return True
 
-    def mount_one(self, m, idmapped_tree=None):
+    def mount_one(self, m, idmapped_tree=None, source_fd=None):
         dest_key = _norm(m.destination)
         self._unpin_under(dest_key)
         flags, propagation, data = parse_options(m.options)
@@ -292,7 +294,7 @@ class RootfsBuilder:
             self._mount_cgroup(m, flags)
             return self._set_recursive_attrs(m)
         if is_bind:
-            src = m.source
+            src = m.source if source_fd is None else fd_path(source_fd)
             src_is_dir = os.path.isdir(src)
             if not os.path.exists(src):
                 raise FileNotFoundError(2, "No such file or directory", src)
@@ -576,6 +578,21 @@ class RootfsBuilder:
 
 
 _PINNED_FS = {"proc": PROC_SUPER_MAGIC, "sysfs": 0x62656572}  # SYSFS_MAGIC
+
+
+def open_bind_sources(mounts):
+    """{mount index: O_PATH fd} of the bind mounts' sources (idmapped ones
+    have their own clones).  A source that cannot be opened is left to
+    mount_one, which reports it."""
+    fds = {}
+    for i, m in enumerate(mounts):
+        if m.idmapped or not (parse_options(m.options)[0] & L.MS_BIND or m.type == "bind"):
+            continue
+        try:
+            fds[i] = os.open(m.source, L.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+    return fds
 
 
 def hide_host_proc_and_sys(rootfs):

@@ -469,3 +469,31 @@ def test_unknown_capability_dropped_container_runs(bundle, runtime):
     assert p.stderr.count("ignoring unknown capabilities") == 3
     p = runtime("--strict", "run", "-b", bundle.path, runtime.new_id(), check=False)
     assert p.returncode == 1 and "unknown capability" in p.stderr
+
+
+def test_userns_bind_source_in_a_directory_only_root_may_enter(bundle, runtime):
+    """runc opens bind sources before the switch to the user namespace's
+    root: a relative source (the bundle's) below a 0700 directory of the
+    host's root works, with its options (ro)."""
+    from test_userns import HOST_BASE, chown_tree, let_unprivileged_traverse
+
+    let_unprivileged_traverse(bundle.rootfs)
+    chown_tree(bundle.rootfs, HOST_BASE, HOST_BASE)
+    hidden = os.path.join(bundle.path, "source-inaccessible")
+    os.makedirs(os.path.join(hidden, "dir"))
+    with open(os.path.join(hidden, "dir", "foo.txt"), "w") as f:
+        f.write("seen\n")
+    os.chmod(hidden, 0o700)
+
+    def cfg(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
+        c["mounts"].append({"destination": "/tmp/m1", "source": "source-inaccessible/dir",
+                            "options": ["bind", "ro"]})
+        c["process"]["args"] = ["sh", "-c", "cat /tmp/m1/foo.txt; touch /tmp/m1/x 2>/dev/null || echo ro"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["seen", "ro"], p.stdout
