@@ -29,6 +29,8 @@ _MISSING = object()
 _ROOTFS_PROPAGATION = ("rprivate", "rshared", "rslave", "runbindable", "")
 # runc's ERRNO/TRACE take errnoRet; any other action ignores it.
 _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
+_SECCOMP_ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
+                    "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
 
 
 def set_strict(strict):
@@ -110,6 +112,12 @@ class _Relaxer:
 
     # -- process ---------------------------------------------------------
     def process(self, proc, prefix):
+        size = proc.get("consoleSize")
+        if size.__class__ is dict:
+            for key in ("height", "width"):
+                if key not in size:
+                    self.warn("%sconsoleSize.%s" % (prefix, key), "missing; taken as 0 (not set), as runc does")
+                    size[key] = 0
         caps = proc.get("capabilities")
         if caps.__class__ is dict:
             self.capabilities(caps, prefix + "capabilities")
@@ -234,9 +242,34 @@ class _Relaxer:
         self.errno_ret(sec, "defaultErrnoRet", sec.get("defaultAction"), "linux.seccomp")
         calls = sec.get("syscalls")
         if calls.__class__ is list:
+            keep = []
             for i, call in enumerate(calls):
-                if call.__class__ is dict:
-                    self.errno_ret(call, "errnoRet", call.get("action"), "linux.seccomp.syscalls[%d]" % i)
+                keep.append(call)
+                if call.__class__ is not dict:
+                    continue
+                path = "linux.seccomp.syscalls[%d]" % i
+                self.errno_ret(call, "errnoRet", call.get("action"), path)
+                if not self.syscall_names(call, path):
+                    keep.pop()
+            calls[:] = keep
+
+    def syscall_names(self, call, path):
+        """runc skips names libseccomp does not know ("" included), so a
+        rule with none adds nothing: it is left out.  -> keep the rule?"""
+        names = call.get("names", _MISSING)
+        if names is not _MISSING and names.__class__ is not list:
+            return True  # the schema's to refuse
+        named = [n for n in names if n != ""] if names is not _MISSING else []
+        if named and len(named) == len(names):
+            return True
+        if call.get("action") not in _SECCOMP_ACTIONS:
+            return True  # runc refuses an unknown action even on an empty rule
+        if named:
+            self.warn(path + ".names", "empty names ignored, as runc does")
+            call["names"] = named
+            return True
+        self.warn(path + ".names", "no syscall named: the rule adds nothing in runc; left out")
+        return False
 
     def errno_ret(self, obj, key, action, path):
         if key in obj and action.__class__ is str and action not in _ERRNO_ACTIONS:
