@@ -33,6 +33,15 @@ _SECCOMP_ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THR
                     "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
 
 
+# documents relax() rewrote (by id; a create handles one config)
+_REWRITTEN = set()
+
+
+def rewritten(doc):
+    """Whether relax() changed `doc` itself (not only hid values)."""
+    return id(doc) in _REWRITTEN
+
+
 def set_strict(strict):
     global STRICT
     STRICT = bool(strict)
@@ -49,6 +58,8 @@ def relax(doc, source, kind="config"):
         r.config(doc)
     else:
         r.process(doc, "")
+    if r.changed:
+        _REWRITTEN.add(id(doc))
     return r.hidden
 
 
@@ -77,16 +88,20 @@ class hidden_from_schema:
 
 
 class _Relaxer:
-    __slots__ = ("source", "hidden")
+    __slots__ = ("source", "hidden", "changed")
 
     def __init__(self, source):
         self.source = source
         self.hidden = []
+        self.changed = False
 
     def warn(self, path, what):
+        """One warning per leniency; the document is then stored as taken
+        (create.py), which for a schema-only one is the same content."""
         from .log import logger
 
         logger().warning("%s: %s: %s" % (self.source, path, what))
+        self.changed = True
 
     # -- the whole config ------------------------------------------------
     def config(self, doc):

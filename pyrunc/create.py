@@ -70,8 +70,7 @@ def create_container(cls, cid, bundle, root, opts):
     container = cls(sd, None)
     made = _Undo()
     try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            write_atomic(sd.file("config.json"), f.read(), 0o600)
+        write_atomic(sd.file("config.json"), _config_as_taken(bundle, raw), 0o600)
         make_exec_fifo(sd.fifo, spec)
         container.record = {
             "id": cid, "status": CREATING, "pid": 0, "init_start": None,
@@ -144,6 +143,21 @@ def notify_channel(spec):
     from .process import notify_socketpair
 
     return notify_socketpair()
+
+
+def _config_as_taken(bundle, raw):
+    """What the later verbs read (exec's seccomp filter, delete's hooks):
+    the bundle's bytes, or the document as runc's reading rewrote it when
+    pyrunc.compat changed anything (its warnings are then not repeated)."""
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        data = f.read()
+    from .compat import rewritten
+
+    if not rewritten(raw):
+        return data
+    from .jsonio import dumps
+
+    return dumps(raw).encode()
 
 
 def write_pid_file(path, pid):

@@ -497,3 +497,17 @@ def test_userns_bind_source_in_a_directory_only_root_may_enter(bundle, runtime):
     p = _run(bundle, runtime)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["seen", "ro"], p.stdout
+
+
+def test_exec_sees_the_config_as_create_took_it(bundle, runtime):
+    """The state directory keeps the config as runc's reading made it: exec
+    compiles the container's seccomp filter from it (an errnoRet runc
+    ignores must not fail every exec)."""
+    def cfg(c):
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                 "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_LOG", "errnoRet": 1}]}
+    bundle.update(cfg)
+    cid = start_sleeper(bundle, runtime)
+    p = runtime("exec", cid, "true", check=False)
+    assert p.returncode == 0, p.stderr
+    assert "level=warning" not in p.stderr  # warned once, at create
