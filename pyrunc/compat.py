@@ -38,7 +38,7 @@ _REWRITTEN = set()
 
 
 def rewritten(doc):
-    """Whether relax() changed `doc` itself (not only hid values)."""
+    """Whether relax() applied a leniency to `doc` (it warned)."""
     return id(doc) in _REWRITTEN
 
 

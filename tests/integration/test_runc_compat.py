@@ -511,3 +511,15 @@ def test_exec_sees_the_config_as_create_took_it(bundle, runtime):
     p = runtime("exec", cid, "true", check=False)
     assert p.returncode == 0, p.stderr
     assert "level=warning" not in p.stderr  # warned once, at create
+
+
+def test_relative_mount_destination_is_inside_the_root(bundle, runtime):
+    def cfg(c):
+        c["mounts"].append({"destination": "scratch", "type": "tmpfs", "source": "tmpfs"})
+        c["process"]["args"] = ["sh", "-c", "grep ' /scratch ' /proc/self/mountinfo | cut -d' ' -f5"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "/scratch"
+    assert "is not absolute; taken relative to the container's root" in p.stderr
