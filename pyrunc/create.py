@@ -75,8 +75,7 @@ def create_container(cls, cid, bundle, root, opts):
         if opts.no_new_keyring:
             container.record["no_new_keyring"] = True  # exec's processes too, as runc
         container.save()  # first, so that the state dir never lacks a record for long
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            write_atomic(sd.file("config.json"), f.read(), 0o600)
+        write_atomic(sd.file("config.json"), _config_as_taken(bundle, raw), 0o600)
         make_exec_fifo(sd.fifo, spec)
         mgr = _make_cgroup(spec, cid, opts, sd)
         if mgr is not None:
@@ -156,6 +155,21 @@ def notify_channel(spec):
     from .process import notify_socketpair
 
     return notify_socketpair()
+
+
+def _config_as_taken(bundle, raw):
+    """What the later verbs read (exec's seccomp filter, delete's hooks):
+    the bundle's bytes, or the document as runc's reading rewrote it when
+    pyrunc.compat changed anything (its warnings are then not repeated)."""
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        data = f.read()
+    from .compat import rewritten
+
+    if not rewritten(raw):
+        return data
+    from .jsonio import dumps
+
+    return dumps(raw).encode()
 
 
 def write_pid_file(path, pid):
