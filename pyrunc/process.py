@@ -96,7 +96,7 @@ class InitContext:
 
     __slots__ = ("spec", "rootfs", "plan", "join_fds", "fifo_fd", "no_pivot",
                  "no_new_keyring", "preserve_fds", "cgroup_manager", "console_fd",
-                 "container_id", "close_fds", "listen_fds", "idmapped", "notify_sock")
+                 "container_id", "close_fds", "listen_fds", "idmapped", "notify_sock", "bind_sources")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -145,6 +145,15 @@ def stage1_main(ctx, sync):
         join_all(ctx.join_fds)
         if flags:
             linux.unshare(flags)
+        if plan.new_user and plan.has("mount"):
+            # Still the runtime's kernel uid (the switch to the namespace's
+            # root comes below): bind sources a directory only the host's
+            # root may enter hides from the container's root are opened
+            # now, in the container's mount namespace, as runc's parent
+            # opens them there.
+            from .rootfs import open_bind_sources
+
+            ctx.bind_sources = open_bind_sources(ctx.spec.mounts)
         if "time" in plan.new_types and not time_early:
             # Before the switch to the namespace's root: we are not dumpable,
             # so /proc/self/* belongs to the host's root -- still our fsuid.
@@ -226,7 +235,8 @@ def init_main(ctx, sync):
         builder = RootfsBuilder(spec, ctx.rootfs, in_userns=ctx.plan.has("user"),
                                 cgroup_manager=ctx.cgroup_manager,
                                 new_cgroupns="cgroup" in ctx.plan.new_types,
-                                own_mount_ns=ctx.plan.has("mount"), idmapped=ctx.idmapped)
+                                own_mount_ns=ctx.plan.has("mount"), idmapped=ctx.idmapped,
+                                bind_sources=ctx.bind_sources)
         builder.prepare()
         # An O_PATH handle opened by the runtime: the state dir is out of
         # reach after pivot_root, and for a user-namespaced init from the start.
@@ -288,12 +298,14 @@ def init_main(ctx, sync):
         os.close(fifo_fd)
         os.write(wfd, b"0")
         hooks = spec.hooks.get("startContainer")
+        before_exec = None
         if hooks:
             from .hooks import run_hooks
 
-            run_hooks("startContainer", hooks, state_doc)
+            def before_exec():
+                run_hooks("startContainer", hooks, state_doc)
         exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=wfd, linux_spec=spec.linux,
-                     seccomp=seccomp)
+                     seccomp=seccomp, before_exec=before_exec)
     except BaseException as e:  # noqa: B902
         # Tell `start` through the fifo; if it could not even be opened,
         # the container's stderr is the only channel left.
@@ -496,9 +508,12 @@ def _check_exec(name, path):
         raise ExecError('exec: "%s": permission denied' % name, 126)
 
 
-def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None):
+def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None,
+                 before_exec=None):
     """Drop privileges and execve, in runc's order: rlimits, close fds,
-    bounding set, user, capabilities, cwd, no_new_privs, seccomp, exec.
+    bounding set, user, capabilities, cwd, no_new_privs, seccomp,
+    `before_exec` (the startContainer hooks: runc runs them as the process
+    will run, its seccomp filter included), exec.
 
     Used by the init and by `exec`.  fds 3..3+preserve_fds-1 (socket
     activation and --preserve-fds) reach the process; every other fd is
@@ -553,6 +568,8 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp is not None:
         seccomp.load()
+    if before_exec is not None:
+        before_exec()
     try:
         os.execve(exe, proc.args, env)
     except OSError as e:

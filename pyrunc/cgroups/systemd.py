@@ -669,24 +669,6 @@ def manager_for(cgroups_path, container_id, resources=None, rootless=False, anno
     return SystemdManager(inner, unit, slice_, name, extra_props=extra)
 
 
-def stop_recorded_unit(d, warn):
-    """`delete`'s part for a systemd container, before its directories go:
-    the unit is stopped (anything left in it killed by systemd) and its
-    failed state reset, so that nothing of it stays in systemd either.
-    A systemd that cannot be reached is a warning: the directories still go."""
-    try:
-        sd = Systemd()
-    except OSError as e:
-        warn("systemd unit %s: %s" % (d.get("unit"), e))
-        return
-    try:
-        sd.stop_unit(d["unit"], warn)
-    except OSError as e:
-        warn("systemd unit %s: %s" % (d.get("unit"), e))
-    finally:
-        sd.close()
-
-
 def remove_recorded(d, warn=None):
     """delete's part for a systemd container: stop the unit (what systemd
     made goes, any process left is killed), then rmdir the scope's
