@@ -137,12 +137,15 @@ def test_scope_limits_update_pause_delete(node):
 
     # systemd's view: a delegated transient scope with runc's properties
     props = show(node, unit, "ActiveState", "Delegate", "Transient", "Slice", "MemoryLimit",
-                 "CPUShares", "CPUQuotaPerSecUSec", "TasksMax", "DevicePolicy", "DeviceAllow")
+                 "CPUShares", "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "TasksMax", "DevicePolicy",
+                 "DeviceAllow", "AllowedCPUs", "MemoryAccounting", "CPUAccounting", "TasksAccounting")
     assert props["ActiveState"] == "active" and props["Transient"] == "yes", props
     assert props["Delegate"] == "yes" and props["Slice"] == "system.slice", props
     assert props["MemoryLimit"] == str(64 << 20) and props["CPUShares"] == "512", props
     assert props["CPUQuotaPerSecUSec"] == "250ms" and props["TasksMax"] == "42", props
     assert props["DevicePolicy"] == "strict" and "/dev/char/1:3 rwm" in props["DeviceAllow"], props
+    assert props["CPUQuotaPeriodUSec"] == "100ms" and props["AllowedCPUs"] == "0", props
+    assert props["MemoryAccounting"] == props["CPUAccounting"] == props["TasksAccounting"] == "yes", props
 
     # the kernel's view: the files (systemd's and those written directly)
     assert read(node, "%s/memory/%s/memory.limit_in_bytes" % (CG, scope)) == str(64 << 20)
