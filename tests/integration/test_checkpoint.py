@@ -6,14 +6,13 @@ reason, only where that criu's `criu check` fails."""
 import glob
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import TEST_CGROUP_PARENT, needs_root
+from conftest import needs_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CRIU = os.environ.get("PYRUNC_TEST_CRIU") or os.path.join(REPO, "..", "shared", "tools", "criu", "criu")
