@@ -6,6 +6,7 @@ reason, only where that criu's `criu check` fails."""
 import glob
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -464,6 +465,30 @@ def test_network_namespace_joined_by_path(bundle, runtime, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.skipif(shutil.which("runc") is None, reason="runc not installed (apt-get install runc)")
+def test_restore_of_a_checkpoint_runc_made(bundle, runtime, tmp_path):
+    """Moving from runc: a container runc checkpointed comes back under
+    pyrunc (runc names its masks' /dev/null binds as external mounts)."""
+    counter(bundle)
+    cid = runtime.new_id()
+    runc = ["runc", "--root", str(tmp_path / "runc-root"), "--criu", CRIU]
+    subprocess.run(runc + ["run", "-d", "-b", bundle.path, cid], check=True, timeout=60,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        out = subprocess.run(runc + ["exec", cid, "cat", "/dev/shm/count"], capture_output=True, text=True).stdout
+        if out.strip().isdigit() and int(out) > 20:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    img = str(tmp_path / "img")
+    subprocess.run(runc + ["checkpoint", "--image-path", img, cid], check=True, timeout=60)
+    cr(runtime, "restore", "-d", "--image-path", img, "-b", bundle.path, cid)
+    assert runtime.state(cid)["status"] == "running"
+    assert count(runtime, cid) > 20
+    assert runtime("exec", cid, "cat", "/proc/keys").stdout == ""  # still masked
 
 
 def test_checkpoint_restore_twice(bundle, runtime, tmp_path):
