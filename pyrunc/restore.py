@@ -168,8 +168,11 @@ class _Restore:
             inherit = _stdio_inherit(descriptors, meta, join_fds)
             rpc_opts["join_ns"] = self._namespaces(join_fds, inherit)
             rpc_opts["inherit_fd"] = inherit
-            rpc_opts["ext_mnt"] = [{"key": k, "val": src}
-                                   for k, src in cs.external_mounts(spec, c.record.get("cgroup"), self.bundle)]
+            mounts = cs.external_mounts(spec, c.record.get("cgroup"), self.bundle)
+            if spec.linux.masked_paths:
+                # runc's images name its masks (binds of /dev/null) so
+                mounts.append(("/dev/null", "/dev/null"))
+            rpc_opts["ext_mnt"] = [{"key": k, "val": src} for k, src in mounts]
             log = os.path.join(os.path.abspath(self.opts.work_path) if self.opts.work_path else image_path,
                                "restore.log")
             self._criu(rpc_opts, mgr, join_fds, log)
