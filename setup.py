@@ -1,11 +1,14 @@
 # setuptools reads the metadata from pyproject.toml; this file hands cffi the
 # out-of-line (API mode) extension modules, adds the one plain C extension
-# (_native/clone.c) and compiles the launcher (_native/pyrunc.c).
+# (_native/clone.c), compiles the launcher (_native/pyrunc.c) and records the
+# git commit that `pyrunc --version` prints (runc's layout).
 import os
+import subprocess
 import sys
 import sysconfig
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 
 # setuptools has no build_scripts of its own: it runs distutils' (its vendored copy).
 from distutils.command.build_scripts import build_scripts  # noqa: E402
@@ -52,6 +55,24 @@ class BuildLauncher(build_scripts):
             return
 
 
+def _git_commit():
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "-C", here, "describe", "--always", "--dirty", "--abbrev=40"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+class BuildPyWithCommit(build_py):
+    def run(self):
+        super().run()
+        target = os.path.join(self.build_lib, "pyrunc", "_commit.py")
+        with open(target, "w") as f:
+            f.write("COMMIT = %r\n" % _git_commit())
+
+
 setup(
     cffi_modules=[
         "_native/build_core.py:ffi",
@@ -59,5 +80,5 @@ setup(
         "_native/build_seccomp.py:ffi",
     ],
     ext_modules=[Extension("pyrunc._native_clone", ["_native/clone.c"], py_limited_api=True)],
-    cmdclass={"build_scripts": BuildLauncher},
+    cmdclass={"build_py": BuildPyWithCommit, "build_scripts": BuildLauncher},
 )

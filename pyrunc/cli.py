@@ -36,8 +36,10 @@ GLOBAL_FLAGS = (
     Flag(("log",), "log", help="set the log file to write pyrunc logs to (default is '/dev/stderr')"),
     Flag(("log-format",), "log_format", default="text", help="set the log format ('text' (default), or 'json')"),
     Flag(("root",), "root", default="/run/pyrunc", help="root directory for storage of container state"),
-    Flag(("criu",), "criu", default="criu", help="path to the criu binary (checkpoint/restore are not supported)"),
+    Flag(("criu",), "criu", default="criu", help="path to the criu binary used for checkpoint and restore"),
     B(("systemd-cgroup",), "systemd_cgroup", "enable systemd cgroup support"),
+    B(("strict",), "strict", "validate config.json exactly against the runtime-spec schema "
+      "(no runc leniency: values runc accepts outside the spec are errors)"),
     Flag(("rootless",), "rootless", default="auto", help="ignore cgroup permission errors ('true', 'false', or 'auto')"),
     B(("help", "h"), "help", "show help"),
     B(("version", "v"), "version", "print the version"),
@@ -84,6 +86,39 @@ UPDATE_FLAGS = (
     Flag(("l3-cache-schema",), "l3_cache_schema"), Flag(("mem-bw-schema",), "mem_bw_schema"),
 )
 
+# checkpoint/restore: runc's flags, shared where runc shares them
+CRIU_FLAGS = (
+    Flag(("image-path",), "image_path", default="", help="path for saving criu image files"),
+    Flag(("work-path",), "work_path", default="", help="path for saving work files and logs"),
+    B(("tcp-established",), "tcp_established", "allow open tcp connections"),
+    B(("ext-unix-sk",), "ext_unix_sk", "allow external unix sockets"),
+    B(("shell-job",), "shell_job", "allow shell jobs"),
+    B(("file-locks",), "file_locks", "handle file locks, for safety"),
+    Flag(("manage-cgroups-mode",), "manage_cgroups_mode", default="", help="cgroups mode: 'soft' (default), 'full' and 'strict'"),
+    Flag(("empty-ns",), "empty_ns", multi=True, help="create a namespace, but don't restore its properties"),
+    B(("auto-dedup",), "auto_dedup", "enable auto deduplication of memory images"),
+    B(("lazy-pages",), "lazy_pages", "use userfaultfd to lazily restore memory pages"),
+)
+
+CHECKPOINT_FLAGS = CRIU_FLAGS + (
+    Flag(("parent-path",), "parent_path", default="", help="path for previous criu image files in pre-dump"),
+    B(("leave-running",), "leave_running", "leave the process running after checkpointing"),
+    Flag(("status-fd",), "status_fd", default="-1", help="criu writes \\0 to this FD once lazy-pages is ready"),
+    Flag(("page-server",), "page_server", default="", help="ADDRESS:PORT of the page server"),
+    B(("pre-dump",), "pre_dump", "dump container's memory information only, leave the container running after this"),
+)
+
+RESTORE_FLAGS = CRIU_FLAGS + (
+    Flag(("console-socket",), "console_socket", help="path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal"),
+    Flag(("bundle", "b"), "bundle", default="", help="path to the root of the bundle directory"),
+    B(("detach", "d"), "detach", "detach from the container's process"),
+    Flag(("pid-file",), "pid_file", help="specify the file to write the process id to"),
+    B(("no-subreaper",), "no_subreaper", "disable the use of the subreaper used to reap reparented processes"),
+    B(("no-pivot",), "no_pivot", "do not use pivot root to jail process inside rootfs"),
+    Flag(("lsm-profile",), "lsm_profile", default="", help="Specify an LSM profile to be used during restore in the form of TYPE:NAME."),
+    Flag(("lsm-mount-context",), "lsm_mount_context", default="", help="Specify an LSM mount context to be used during restore."),
+)
+
 # verb: (flags, positional arg count (exact) or (min, None), usage, description)
 VERBS = {
     "create": (CREATE_FLAGS, 1, "<container-id>", "create a container"),
@@ -113,6 +148,8 @@ VERBS = {
                 B(("stats",), "stats", "display the container's stats then exit")),
                1, "<container-id>", "display container events such as OOM notifications, cpu, memory, and IO usage statistics"),
     "update": (UPDATE_FLAGS, 1, "<container-id>", "update container resource constraints"),
+    "checkpoint": (CHECKPOINT_FLAGS, 1, "<container-id>", "checkpoint a running container"),
+    "restore": (RESTORE_FLAGS, 1, "<container-id>", "restore a container from a previous checkpoint"),
 }
 
 
@@ -202,7 +239,15 @@ def main(argv=None):
     if g.log_format not in ("text", "json"):
         sys.stderr.write("pyrunc: invalid log-format: %s\n" % g.log_format)
         return 1
-    log.configure(g.log, g.log_format, g.debug)
+    try:
+        log.configure(g.log, g.log_format, g.debug)
+    except OSError as e:
+        sys.stderr.write("pyrunc: cannot open log file %s: %s\n" % (g.log, e.strerror or e))
+        return 1
+    if g.strict:
+        from .compat import set_strict
+
+        set_strict(True)
     if g.version:
         print_version()
         return 0
@@ -235,16 +280,26 @@ def main(argv=None):
         return HANDLERS[verb](g, ns) or 0
     except PyruncError as e:
         msg = str(e)
-        if verb in ("create", "run", "start", "exec") and not msg.startswith("pyrunc"):
+        if verb in ("create", "run", "start", "exec", "restore") and not msg.startswith("pyrunc"):
             msg = "pyrunc %s failed: %s" % (verb, msg)
         log.report_error(msg)
-        return e.exit_code
+        return _failure_code(verb, e.exit_code)
     except KeyboardInterrupt:
         return 130
     except OSError as e:
         where = "%s: " % e.filename if e.filename else ""
         log.report_error("pyrunc %s failed: %s%s" % (verb, where, e.strerror or e))
-        return 1
+        return _failure_code(verb, 1)
+
+
+# runc's `exec` ends every failure of its own with 255 (fatalWithCode), so
+# that a caller tells it from the process's own exit status; the other
+# verbs exit 1.
+EXEC_FAILED = 255
+
+
+def _failure_code(verb, code):
+    return EXEC_FAILED if verb == "exec" else code
 
 
 def _arity_ok(nargs, n):
@@ -269,8 +324,13 @@ def print_version():
         sec = "\nlibseccomp: %s" % libseccomp_version()
     except Exception:  # seccomp support not built
         sec = ""
-    sys.stdout.write("pyrunc version %s\nspec: %s\npython: %s%s\n" % (
-        __version__, OCI_VERSION, sys.version.split()[0], sec))
+    try:
+        from ._commit import COMMIT
+    except ImportError:  # not built by setup.py (a source tree on sys.path)
+        COMMIT = "unknown"
+    # runc's layout: tools read "commit:" and "spec:" from lines 2 and 3
+    sys.stdout.write("pyrunc version %s\ncommit: %s\nspec: %s\npython: %s%s\n" % (
+        __version__, COMMIT, OCI_VERSION, sys.version.split()[0], sec))
 
 
 def print_help():
@@ -360,7 +420,7 @@ def cmd_delete(g, ns):
     from .errors import ContainerNotFound
 
     try:
-        c = Container.load(ns.args[0], g.root)
+        c = Container.load(ns.args[0], g.root, damaged=True)
     except ContainerNotFound:
         if ns.force:
             return 0
@@ -375,10 +435,12 @@ def cmd_list(g, ns):
     states = []
     for cid in list_ids(g.root):
         try:
-            c = Container.load(cid, g.root, lock=False)
+            c = Container.load(cid, g.root, lock=False, damaged=True)
             s = c.state()
         except PyruncError:
-            continue
+            continue  # gone meanwhile
+        if c.damage is not None:
+            s["status"] = "damaged"  # listed, not hidden: `state ID` says what is wrong
         s["owner"] = _owner_name(c.dir.path)  # `list` names the owner, `state` does not (runc)
         states.append(s)
     if ns.quiet:
@@ -466,11 +528,40 @@ def cmd_update(g, ns):
     return update_cli(g, ns)
 
 
+def _criu_options(g, ns):
+    from .criu_setup import CriuOptions
+
+    kw = {k: getattr(ns, k, None) for k in CriuOptions.__slots__}
+    if getattr(ns, "status_fd", None) is not None:
+        try:
+            kw["status_fd"] = int(ns.status_fd)
+        except ValueError:
+            raise PyruncError("invalid value %r for --status-fd" % ns.status_fd) from None
+    kw["criu"] = g.criu
+    return CriuOptions(**kw)
+
+
+def cmd_checkpoint(g, ns):
+    from .checkpoint import checkpoint
+
+    checkpoint(ns.args[0], g.root, _criu_options(g, ns))
+
+
+def cmd_restore(g, ns):
+    from .restore import restore
+
+    ns.preserve_fds = "0"
+    ns.no_new_keyring = False
+    return restore(ns.args[0], ns.bundle or ".", g.root, _create_options(g, ns), _criu_options(g, ns),
+                   detach=ns.detach, no_subreaper=ns.no_subreaper)
+
+
 HANDLERS = {
     "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state,
     "kill": cmd_kill, "delete": cmd_delete, "list": cmd_list, "spec": cmd_spec,
     "features": cmd_features, "exec": cmd_exec, "pause": cmd_pause, "resume": cmd_resume,
     "ps": cmd_ps, "events": cmd_events, "update": cmd_update,
+    "checkpoint": cmd_checkpoint, "restore": cmd_restore,
 }
 
 def exit_now(code):

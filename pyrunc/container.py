@@ -10,7 +10,7 @@ cgroup-backed verbs).  The library face of pyrunc; the CLI is a thin layer.
 from . import lazyos as os  # os without its import cost (see lazyos)
 
 from . import OCI_VERSION
-from .errors import ConfigError, ContainerNotFound, PyruncError, StateError
+from .errors import ConfigError, ContainerNotFound, PyruncError, StateDamaged, StateError
 from .procfs import is_alive, start_time
 from .state import StateDir, rfc3339_now
 
@@ -48,22 +48,31 @@ class CreateOptions:
 
 
 class Container:
-    __slots__ = ("id", "dir", "record")
+    __slots__ = ("id", "dir", "record", "damage")
 
-    def __init__(self, statedir, record):
+    def __init__(self, statedir, record, damage=None):
         self.id = statedir.id
         self.dir = statedir
         self.record = record or {}
+        self.damage = damage  # the StateDamaged error when loaded with damaged=True
 
     # -- loading -------------------------------------------------------------
     @classmethod
-    def load(cls, cid, root=None, lock=True):
+    def load(cls, cid, root=None, lock=True, damaged=False):
+        """The container `cid`; its state.json must be sound (StateDamaged,
+        one line, otherwise) unless `damaged`: then a damaged record loads
+        as an empty one, with the error in .damage (delete uses this)."""
         sd = StateDir(root, cid)
         if lock:
             sd.open()
         elif not sd.exists():
             raise ContainerNotFound(cid)
-        return cls(sd, sd.read_json("state.json"))
+        try:
+            return cls(sd, sd.read_state())
+        except StateDamaged as e:
+            if not damaged:
+                raise
+            return cls(sd, None, e)
 
     # -- status ----------------------------------------------------------------
     @property
@@ -72,18 +81,24 @@ class Container:
 
     def status(self):
         rec = self.record
-        if rec.get("status") == CREATING or not rec:
-            return CREATING if rec and is_alive(self.pid, rec.get("init_start")) else STOPPED
+        if self.damage is not None:
+            return STOPPED  # nothing in it can be trusted: delete finds the rest by cgroup
+        if not rec:
+            return CREATING  # a create holding the lock, before its first record
+        if rec.get("status") == CREATING:
+            return CREATING if is_alive(self.pid, rec.get("init_start")) else STOPPED
         if not is_alive(self.pid, rec.get("init_start")):
             return STOPPED
+        cg = rec.get("cgroup")
+        if cg:
+            from .cgroups import holds, is_frozen
+
+            if not holds(cg, self.pid):
+                return STOPPED  # the pid names a process outside the container
         if os.path.exists(self.dir.fifo):
             return CREATED
-        cg = self.record.get("cgroup")
-        if cg:
-            from .cgroups import is_frozen
-
-            if is_frozen(cg):
-                return PAUSED
+        if cg and is_frozen(cg):
+            return PAUSED
         return RUNNING
 
     def oci_state(self, status=None):
@@ -138,7 +153,7 @@ class Container:
         return load_manager(d)
 
     def save(self):
-        self.dir.write_json("state.json", self.record)
+        self.dir.write_state(self.record)
 
     # -- create ------------------------------------------------------------------
     @classmethod
@@ -219,56 +234,125 @@ class Container:
 
             sig = parse_signal(sig)
         status = self.status()
-        if status == STOPPED:
-            raise StateError("container not running")
         if all_processes:
             mgr = self.cgroup_manager()
             if mgr is not None:
-                mgr.kill_all(sig)
+                # Also when the init has exited: a child it left (no pid
+                # namespace of its own) is still in the cgroup.  runc does
+                # the same; containerd's killall before delete relies on it.
+                if mgr.exists():
+                    mgr.kill_all(sig)
                 return
+            if status == STOPPED:
+                return
+        elif status == STOPPED:
+            raise StateError("container not running")
         signal_process(self.pid, self.record.get("init_start"), sig)
 
     # -- delete -----------------------------------------------------------------------
     def delete(self, force=False):
+        """Kill what is left of the container and take back what its create
+        made.  A stopped container's cgroups may still hold processes (its
+        init had no pid namespace of its own and left a child): they are
+        killed, as runc does.  Works from a damaged state.json too (see
+        pyrunc.reclaim); what cannot be removed in bounded time is one
+        error line, and the state directory stays for another try."""
+        from . import reclaim
+
         status = self.status()
         if status in (RUNNING, PAUSED) and not force:
             raise StateError("cannot delete container %s that is not stopped: %s" % (self.id, status))
+        # config.json (maybe megabytes) is parsed only when state.json
+        # cannot say where the cgroups are or whose their members are
+        config = self._raw_config() if self.damage is not None else None
+        left = reclaim.gather(self.dir, None if self.damage else self.record, config)
+        if config is None and any(d not in left.ours for d in left.leaves):
+            config = self._raw_config()
+        if self.damage is not None and not force and reclaim.members(left.leaves):
+            raise StateError("%s; its cgroups still hold processes (delete --force kills them)" % self.damage)
+        if status != STOPPED and self._init_is_member(left.leaves):
+            signal_process(self.pid, self.record.get("init_start"), 9, quiet=True)
+        targets = left.leaves if self._kills_all_members(config) else [d for d in left.leaves if d in left.ours]
+        alive = reclaim.kill_members(targets)
+        if status == PAUSED:
+            reclaim.thaw(left.leaves)  # also where no member was ours to kill: the init must run to die
         if status != STOPPED:
-            self._kill_everything(self.cgroup_manager(), status)
-        hooks = self.hooks("poststop")
-        if self.record.get("cgroup"):
-            from .cgroups import remove_recorded
-
-            try:
-                remove_recorded(self.record["cgroup"])  # no manager needed to rmdir
-            except OSError as e:
-                _log().warning("removing cgroup: %s" % e)
-        if self.record.get("intel_rdt"):
-            from .intelrdt import remove_recorded as remove_rdt
-
-            remove_rdt(self.record["intel_rdt"], _log().warning)
+            wait_gone(self.pid, self.record.get("init_start"))
         # Also for a create that died half-way (SIGKILL): its createRuntime
         # hooks may have set things up (a network lease) that poststop undoes.
+        hooks = self._poststop_hooks(config)
         if hooks:
             from .hooks import run_hooks
 
             run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)
+        stays = self._stop_systemd_unit(config)
+        stays += reclaim.remove_dirs(left) + reclaim.remove_rdt(left.rdt) + reclaim.unmount_under(left.mounts_under)
+        if alive or stays:
+            raise PyruncError("delete %s: left in place: %s" % (self.id, reclaim.describe(alive, stays)))
         self.dir.remove()
 
-    def _kill_everything(self, mgr, status):
-        if mgr is not None:
+    def _stop_systemd_unit(self, config):
+        """--systemd-cgroup: StopUnit of the container's scope (runc's
+        destroy), named by the record, else by a damaged record's config
+        ("slice:prefix:name").  -> [(unit, why)] if it could not be stopped."""
+        cg = self.record.get("cgroup") or {}
+        unit = cg.get("unit") if cg.get("driver") == "systemd" else None
+        if unit is None and self.damage is not None:
+            unit = _systemd_unit_of(config if config is not None else self._raw_config(), self.id)
+        if not unit:
+            return []
+        from .cgroups.systemd import Systemd
+
+        try:
+            sd = Systemd()
             try:
-                mgr.kill_all(9)
-            except OSError:
-                pass
-            if status == PAUSED:
-                try:
-                    mgr.thaw()
-                except OSError:
-                    pass
-        if self.pid:
-            signal_process(self.pid, self.record.get("init_start"), 9, quiet=True)
-        wait_gone(self.pid, self.record.get("init_start"))
+                sd.stop_unit(unit, _log().warning)
+            finally:
+                sd.close()
+        except (PyruncError, OSError) as e:
+            return [(unit, str(e))]
+        return []
+
+    def _init_is_member(self, leaves):
+        """The recorded init is in the container's cgroups (when it has
+        any): a pid and start time alone are not enough to kill for."""
+        existing = [d for d in leaves if os.path.isdir(d)]
+        if not existing or self.record.get("status") == CREATING:
+            return True  # no cgroup, or a create killed before the init joined it
+        from .reclaim import members
+
+        return self.pid in members(existing)
+
+    def _raw_config(self):
+        try:
+            return self.dir.read_json("config.json")
+        except (OSError, ValueError, SystemError, RecursionError):
+            return None
+
+    def _kills_all_members(self, config):
+        """runc's rule: every member of the container's cgroups dies with it
+        unless it has a pid namespace of its own (then they die with its
+        init, and a cgroup it merely joined may hold others).  With a
+        damaged state.json nothing tells them apart: all of them."""
+        if self.damage is not None or not isinstance(config, dict):
+            return True
+        namespaces = (config.get("linux") or {}).get("namespaces") if isinstance(config.get("linux"), dict) else None
+        for ns in namespaces if isinstance(namespaces, list) else ():
+            if isinstance(ns, dict) and ns.get("type") == "pid":
+                return bool(ns.get("path"))
+        return True
+
+    def _poststop_hooks(self, config):
+        if self.damage is None:
+            return self.hooks("poststop")
+        config = config if config is not None else self._raw_config()
+        hooks = config.get("hooks") if isinstance(config, dict) else None
+        if not isinstance(hooks, dict) or not hooks.get("poststop"):
+            return []
+        try:
+            return self.spec().hooks.get("poststop")
+        except PyruncError:
+            return []
 
     # -- cgroup verbs --------------------------------------------------------------
     def _require_cgroup(self):
@@ -293,6 +377,23 @@ class Container:
             return []
         mgr = self.cgroup_manager()
         return mgr.pids() if mgr is not None else [self.pid]
+
+
+def _systemd_unit_of(config, cid):
+    """The scope a systemd-driven container would have, from its raw
+    config, when systemd runs and cgroupsPath is "slice:prefix:name"."""
+    linux = config.get("linux") if isinstance(config, dict) else None
+    path = linux.get("cgroupsPath") if isinstance(linux, dict) else None
+    if not isinstance(path, str) or path.count(":") != 2:
+        return None
+    from .cgroups import systemd_running
+
+    if not systemd_running():
+        return None
+    from .cgroups.systemd import parse_cgroups_path, unit_name
+
+    _slice, prefix, name = parse_cgroups_path(path, cid)
+    return unit_name(prefix, name)
 
 
 def signal_process(pid, expected_start, sig, quiet=False):

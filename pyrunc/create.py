@@ -53,10 +53,6 @@ def create_container(cls, cid, bundle, root, opts):
     rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
     if not os.path.isdir(rootfs):
         raise ConfigError("root.path: %s: no such directory" % spec.root.path)
-    if opts.systemd_cgroup:
-        from .errors import NotSupported
-
-        raise NotSupported("systemd cgroup driver requested but systemd is not running")
     console_channel = _no_console
     if spec.process.terminal or opts.console_socket or getattr(opts, "console_fd", None) is not None:
         from .console import console_channel
@@ -70,9 +66,6 @@ def create_container(cls, cid, bundle, root, opts):
     container = cls(sd, None)
     made = _Undo()
     try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            write_atomic(sd.file("config.json"), f.read(), 0o600)
-        make_exec_fifo(sd.fifo, spec)
         container.record = {
             "id": cid, "status": CREATING, "pid": 0, "init_start": None,
             "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
@@ -81,13 +74,19 @@ def create_container(cls, cid, bundle, root, opts):
         }
         if opts.no_new_keyring:
             container.record["no_new_keyring"] = True  # exec's processes too, as runc
-        mgr = _make_cgroup(spec, cid, opts)
+        container.save()  # first, so that the state dir never lacks a record for long
+        write_atomic(sd.file("config.json"), _config_as_taken(bundle, raw), 0o600)
+        make_exec_fifo(sd.fifo, spec)
+        mgr = _make_cgroup(spec, cid, opts, sd)
         if mgr is not None:
             made.cgroup = mgr
             container.record["cgroup"] = mgr.to_dict()
         container.save()
         if spec.linux.intel_rdt is not None:
             _make_rdt_group(spec, container)
+        if not plan.has("mount"):
+            # no mount namespace: the init mounts in ours, under the rootfs
+            sd.intend("mounts_under", mount_roots(spec, rootfs))
         if any(m.idmapped for m in spec.mounts):
             from .idmap import make_trees
 
@@ -114,6 +113,18 @@ def create_container(cls, cid, bundle, root, opts):
                 os.close(fd)
             except OSError:
                 pass
+
+
+def mount_roots(spec, rootfs):
+    """Where a container without a mount namespace mounts on the host: at
+    or under rootfs/<destination> of its mounts, /dev (device nodes),
+    masked and read-only paths.  Never the rootfs itself or /."""
+    if rootfs == "/":
+        return []
+    dests = [m.destination for m in spec.mounts] + ["/dev"]
+    dests += list(spec.linux.masked_paths) + list(spec.linux.readonly_paths)
+    roots = {os.path.normpath(rootfs + "/" + d.strip("/")) for d in dests if d.strip("/")}
+    return sorted(r for r in roots if r.startswith(rootfs + "/"))
 
 
 def make_exec_fifo(path, spec):
@@ -146,19 +157,36 @@ def notify_channel(spec):
     return notify_socketpair()
 
 
+def _config_as_taken(bundle, raw):
+    """What the later verbs read (exec's seccomp filter, delete's hooks):
+    the bundle's bytes, or the document as runc's reading rewrote it when
+    pyrunc.compat changed anything (its warnings are then not repeated)."""
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        data = f.read()
+    from .compat import rewritten
+
+    if not rewritten(raw):
+        return data
+    from .jsonio import dumps
+
+    return dumps(raw).encode()
+
+
 def write_pid_file(path, pid):
     """A bare number, no newline, written atomically (runc's format)."""
     path = os.path.abspath(path)
     write_atomic(path, str(pid).encode(), 0o644)
 
 
-def _make_cgroup(spec, cid, opts):
+def _make_cgroup(spec, cid, opts, sd):
     from .cgroups import manager_for
 
     mgr = manager_for(spec.linux.cgroups_path, cid, container_resources(spec),
                       rootless=bool(opts.rootless), systemd=opts.systemd_cgroup)
     if mgr is not None:
-        mgr.create()
+        mgr.check_reuse()
+        # write-ahead: the journal names every directory before its mkdir
+        mgr.create(intend=lambda dirs, leaves: sd.intend("cgroup", dirs, leaves))
         if opts.rootless and set(spec.linux.resources_doc or ()) - {"devices"}:
             from .log import logger
 
@@ -176,23 +204,22 @@ def _make_rdt_group(spec, container):
         container.record["intel_rdt"] = group.to_dict()
         container.save()
 
-    record(prepare(spec.linux.intel_rdt, container.id, record))
+    def intend(path):
+        container.dir.intend("intel_rdt", [path])  # write-ahead, before its mkdir
+
+    record(prepare(spec.linux.intel_rdt, container.id, record, intend))
 
 
 def container_resources(spec):
-    """linux.resources with runc's device rules: the config's rules, an
-    allow rule for each linux.devices node, then runc's default allow-list
-    (cgroups.with_default_devices)."""
+    """linux.resources with runc's device rules: the config's rules, then
+    runc's default allow-list (cgroups.with_default_devices).  A
+    linux.devices node gets no rule of its own: as in runc, the config's
+    resources.devices say whether it may be opened."""
     from .cgroups import with_default_devices
     from .cgroups.resources import Resources
 
     doc = dict(spec.linux.resources_doc or {})
-    rules = list(doc.get("devices") or ())
-    for d in spec.linux.devices:
-        if d.type in ("c", "b", "u"):
-            rules.append({"allow": True, "type": "c" if d.type == "u" else d.type,
-                          "major": d.major, "minor": d.minor, "access": "rwm"})
-    doc["devices"] = rules
+    doc["devices"] = list(doc.get("devices") or ())
     return with_default_devices(Resources.from_dict(doc), spec.linux.devices)
 
 
@@ -240,6 +267,11 @@ class _Undo:
                 self.cgroup.destroy()
             except OSError:
                 pass
+        mounts_under = container.dir.read_journal().get("mounts_under")
+        if mounts_under:
+            from .reclaim import unmount_under
+
+            unmount_under(mounts_under)
         rdt = (container.record or {}).get("intel_rdt")
         if rdt:
             from .intelrdt import remove_recorded
@@ -372,7 +404,10 @@ def _finish_spawn(container, spec, sync, made, init_pid, notify_sock=None):
     sync.send("G")
     from .jsonio import dumps
 
-    sync.send("S", dumps(container.hook_state("creating")))
+    doc = container.hook_state("creating")
+    if not (spec.hooks.get("createContainer") or spec.hooks.get("startContainer")):
+        doc.pop("annotations", None)  # only the init's hooks read this state: keep it short
+    sync.send("S", dumps(doc))
     tag, payload = sync.recv()
     if tag == "N":
         fd = _take_notify_fd(init_pid, payload, notify_sock)

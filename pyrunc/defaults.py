@@ -8,6 +8,15 @@ _DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 _NOSUID_NOEXEC_NODEV = ["nosuid", "noexec", "nodev"]
 
 
+def _default_namespaces():
+    """runc's: a cgroup namespace only on a pure cgroup v2 host (runc spec
+    of 1.1.5; scripts that add one on a v1 host must not get a duplicate)."""
+    from .cgroups.paths import host_is_v2
+
+    base = ("pid", "network", "ipc", "uts", "mount")
+    return base + ("cgroup",) if host_is_v2() else base
+
+
 def default_spec():
     return {
         "ociVersion": OCI_VERSION,
@@ -38,7 +47,7 @@ def default_spec():
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in _default_namespaces()],
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",

@@ -54,3 +54,12 @@ class ExecError(PyruncError):
 
 class NotSupported(PyruncError):
     pass
+
+
+class StateDamaged(PyruncError):
+    """<root>/<id>/state.json is unreadable or not what pyrunc writes."""
+
+    def __init__(self, cid, why):
+        super().__init__("state.json of %s is damaged: %s" % (cid, why))
+        self.id = cid
+        self.why = why

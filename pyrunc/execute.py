@@ -20,6 +20,7 @@ import os
 
 from . import linux
 from .errors import ConfigError, PyruncError, StateError
+from .log import debug
 
 # Joining order: the user namespace first (it owns the others, and gives
 # us the capabilities to join them), mount last.
@@ -65,7 +66,9 @@ def exec_cli(g, ns):
     check_preserved_fds(preserve)  # before any fd of ours exists
     c = Container.load(ns.args[0], g.root)
     doc = process_from_cli(ns, c)
-    opts = ExecOptions(detach=ns.detach, pid_file=ns.pid_file, console_socket=ns.console_socket,
+    # relative to the caller's working directory, as for create
+    pid_file = os.path.abspath(ns.pid_file) if ns.pid_file else None
+    opts = ExecOptions(detach=ns.detach, pid_file=pid_file, console_socket=ns.console_socket,
                        preserve_fds=preserve, cgroups=ns.cgroup, ignore_paused=ns.ignore_paused,
                        no_new_keyring=bool(c.record.get("no_new_keyring")))
     return execute(c, doc, opts)
@@ -214,13 +217,29 @@ def execute(c, doc, opts):
             os.close(fd)
         if ctx.console_fd is not None:
             os.close(ctx.console_fd)
+    if opts.pid_file:
+        _write_pid_file_or_kill(opts.pid_file, gpid, ours)
     if opts.detach:
-        if opts.pid_file:
-            from .create import write_pid_file
-
-            write_pid_file(opts.pid_file, gpid)
         return 0
     return wait_foreground(gpid, ours)
+
+
+def _write_pid_file_or_kill(path, pid, console_sock):
+    """runc writes --pid-file in the foreground too; when it cannot, the
+    process it started is killed and exec fails (exit 255)."""
+    from .create import write_pid_file
+
+    try:
+        write_pid_file(path, pid)
+    except OSError as e:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        _reap(pid)
+        if console_sock is not None:
+            os.close(console_sock)
+        raise PyruncError("--pid-file %s: %s" % (path, e.strerror or e)) from None
 
 
 def check_security(proc, c):
@@ -268,16 +287,18 @@ def target_cgroups(mgr, subs):
             dirs.append(_sub_dir(base, sub) if sub is not None else base)
         unknown = set(by_ctrl) - set(mgr.paths) - {""}
         if unknown:
-            raise PyruncError("--cgroup: no such controller in the container: %s" % ", ".join(sorted(unknown)))
+            raise PyruncError("--cgroup: unknown controller %s (not in the container's cgroup)"
+                              % ", ".join(sorted(unknown)))
     return list(dict.fromkeys(dirs))
 
 
 def _sub_dir(base, sub):
     path = os.path.normpath(os.path.join(base, sub.lstrip("/")))
     if path != base and not path.startswith(base.rstrip("/") + "/"):
-        raise PyruncError("--cgroup: %s is not inside the container's cgroup" % sub)
+        raise PyruncError("--cgroup: %s is not a sub cgroup path (outside the container's cgroup)" % sub)
     if not os.path.isdir(path):
-        raise PyruncError("--cgroup: sub-cgroup %s does not exist" % path)
+        # runc's words: tools match on them
+        raise PyruncError("--cgroup: adding pid to cgroups: %s/cgroup.procs: no such file or directory" % path)
     return path
 
 
@@ -522,6 +543,7 @@ def middle_main(ctx, sync, st_w):
     from .process import _report_and_exit
 
     try:
+        debug("nsexec container setup")
         _enter_container(ctx, sync, setns_pid=True)
         pid = os.fork()  # into the pid (and time) namespace
         if pid == 0:
@@ -539,6 +561,7 @@ def direct_main(ctx, sync, st_w):
     from .process import _report_and_exit
 
     try:
+        debug("nsexec container setup")
         _enter_container(ctx, sync, setns_pid=False)
         sync.close()
     except BaseException as e:  # noqa: B902 - report anything to the parent
@@ -592,6 +615,7 @@ def process_main(ctx, st_w):
     from .security.exec_guard import refuse_runtime_binary
 
     try:
+        debug("child process in init()")
         os.setsid()
         proc = ctx.proc
         if proc.terminal:
@@ -620,6 +644,7 @@ def process_main(ctx, st_w):
             os.read(ctx.ack_r, 1)
             os.close(fd)
             ctx.seccomp = None
+        debug("setns_init: about to exec")
         exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=st_w, linux_spec=ctx.linux_spec,
                      seccomp=ctx.seccomp)
     except BaseException as e:  # noqa: B902

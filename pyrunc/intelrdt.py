@@ -83,14 +83,19 @@ def schema_lines(rdt) -> "list[tuple[str, str]]":
     return lines
 
 
-def prepare(rdt, container_id: str, record) -> Group:
+def prepare(rdt, container_id: str, record, intend=None) -> Group:
     """Make or check the groups; record(group) is called each time the
-    set of owned directories grows (the caller saves the state)."""
+    set of owned directories grows (the caller saves the state), and
+    intend(path) before each directory delete would remove is made
+    (the caller's write-ahead journal: a kill between the mkdir and the
+    record leaves nothing behind)."""
     root = find_root()
     if root is None:
         raise ConfigError("%s: Intel RDT is not available on this host (resctrl is not mounted)" % FIELD)
     lines = schema_lines(rdt)
     group = Group(_group_path(root, rdt, container_id, bool(lines)))
+    if intend is not None and rdt.clos_id is None and not os.path.isdir(group.path):
+        intend(group.path)
     if _make_dir(group.path, "closID" if rdt.clos_id else ""):
         if rdt.clos_id is None:
             group.owned.append(group.path)  # only a group named after the container is ours to remove
@@ -109,6 +114,8 @@ def prepare(rdt, container_id: str, record) -> Group:
         _compare_schemata(group.path, lines, rdt.clos_id or container_id)
     if rdt.enable_monitoring:
         group.mon_path = os.path.join(group.path, "mon_groups", container_id)
+        if intend is not None and not os.path.isdir(group.mon_path):
+            intend(group.mon_path)
         if not _make_dir(group.mon_path, "enableMonitoring"):
             raise PyruncError("%s.enableMonitoring: monitoring group %s already exists" % (FIELD, group.mon_path))
         group.owned.insert(0, group.mon_path)

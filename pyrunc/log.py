@@ -9,6 +9,11 @@ from . import lazyos as os  # os without its import cost (see lazyos)
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
+# Where the log fd is moved: above the fds a caller may pass to the
+# container (--preserve-fds, LISTEN_FDS), which are checked after start-up.
+_HIGH_FD = 256
+
+
 class Logger:
     __slots__ = ("path", "fmt", "level", "_fd")
 
@@ -16,14 +21,36 @@ class Logger:
         self.path = path
         self.fmt = fmt
         self.level = 10 if debug else 20
-        self._fd = -1
+        self._fd = 2
+
+    def open(self):
+        """runc opens --log at start-up: the file exists even when nothing
+        is logged, and a relative path is the caller's, not the bundle's.
+        With --debug and no file, a private copy of stderr: the children
+        log through it after the container's stdio has taken fd 2."""
+        if self.level <= 10:
+            # the children log after pivot_root / setns(mnt): import now
+            from . import state  # noqa: F401  (rfc3339_now)
+            if self.fmt == "json":
+                from . import jsonio  # noqa: F401
+        if self.path:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        elif self.level <= 10:
+            fd = 2
+        else:
+            return
+        try:
+            import fcntl
+
+            high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
+        except OSError:
+            self._fd = fd
+            return
+        if fd != 2:
+            os.close(fd)
+        self._fd = high
 
     def _out(self):
-        if self._fd < 0:
-            if self.path:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            else:
-                self._fd = 2
         return self._fd
 
     def log(self, level, msg):
@@ -64,13 +91,21 @@ _logger = Logger()
 
 
 def configure(path=None, fmt="text", debug=False):
+    """Raises OSError when --log cannot be opened."""
     global _logger
     _logger = Logger(path, fmt, debug)
+    _logger.open()
     return _logger
 
 
 def logger():
     return _logger
+
+
+def debug(msg):
+    """A --debug line (the children's progress, at runc's points)."""
+    if _logger.level <= 10:
+        _logger.debug(msg)
 
 
 def report_error(msg):

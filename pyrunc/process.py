@@ -26,6 +26,7 @@ import os
 
 from . import linux
 from .errors import ExecError, PyruncError
+from .log import debug
 from .passwd import entry_for_uid  # used after pivot_root: imported now
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -47,19 +48,28 @@ class Sync:
 
     def send(self, tag, payload=""):
         line = (tag + (" " + payload.replace("\n", "\\n") if payload else "") + "\n").encode()
-        os.write(self.wfd, line)
+        view = memoryview(line)
+        while view:
+            view = view[os.write(self.wfd, view):]
 
     def recv(self):
-        """-> (tag, payload); ('EOF', '') when the other side is gone."""
-        while b"\n" not in self._buf:
+        """-> (tag, payload); ('EOF', '') when the other side is gone.
+        Linear in the line's length: only each new chunk is searched for
+        the newline (a 20 MB state line took 11 s when the whole buffer
+        was searched and copied once per 4 KiB read)."""
+        chunks = [self._buf]
+        found = b"\n" in self._buf
+        while not found:
             try:
-                chunk = os.read(self.rfd, 4096)
+                chunk = os.read(self.rfd, 1 << 16)
             except InterruptedError:
                 continue
             if not chunk:
+                self._buf = b"".join(chunks)
                 return "EOF", ""
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
+            chunks.append(chunk)
+            found = b"\n" in chunk
+        line, self._buf = b"".join(chunks).split(b"\n", 1)
         tag, _, payload = line.decode(errors="replace").partition(" ")
         return tag, payload.replace("\\n", "\n")
 
@@ -86,7 +96,7 @@ class InitContext:
 
     __slots__ = ("spec", "rootfs", "plan", "join_fds", "fifo_fd", "no_pivot",
                  "no_new_keyring", "preserve_fds", "cgroup_manager", "console_fd",
-                 "container_id", "close_fds", "listen_fds", "idmapped", "notify_sock")
+                 "container_id", "close_fds", "listen_fds", "idmapped", "notify_sock", "bind_sources")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -109,6 +119,7 @@ def default_signals():
 def stage1_main(ctx, sync):
     """Enter/create the namespaces, fork the init, report its pid, exit."""
     try:
+        debug("nsexec container setup")
         default_signals()
         for fd in ctx.close_fds or ():
             os.close(fd)  # e.g. the state dir lock: the verbs after create need it
@@ -134,6 +145,15 @@ def stage1_main(ctx, sync):
         join_all(ctx.join_fds)
         if flags:
             linux.unshare(flags)
+        if plan.new_user and plan.has("mount"):
+            # Still the runtime's kernel uid (the switch to the namespace's
+            # root comes below): bind sources a directory only the host's
+            # root may enter hides from the container's root are opened
+            # now, in the container's mount namespace, as runc's parent
+            # opens them there.
+            from .rootfs import open_bind_sources
+
+            ctx.bind_sources = open_bind_sources(ctx.spec.mounts)
         if "time" in plan.new_types and not time_early:
             # Before the switch to the namespace's root: we are not dumpable,
             # so /proc/self/* belongs to the host's root -- still our fsuid.
@@ -162,6 +182,7 @@ def direct_init_main(ctx, sync):
     see create._fork_init_directly), already pid 1 of its pid namespace:
     do what stage 1 would have done for it, then be the init."""
     try:
+        debug("nsexec container setup")
         default_signals()
         for fd in ctx.close_fds or ():
             os.close(fd)
@@ -204,6 +225,7 @@ def init_main(ctx, sync):
     spec = ctx.spec
     fifo_fd = -1
     try:
+        debug("child process in init()")
         os.setsid()
         from .rootfs import RootfsBuilder
         from .security.exec_guard import refuse_runtime_binary, runtime_exe_identity
@@ -213,7 +235,8 @@ def init_main(ctx, sync):
         builder = RootfsBuilder(spec, ctx.rootfs, in_userns=ctx.plan.has("user"),
                                 cgroup_manager=ctx.cgroup_manager,
                                 new_cgroupns="cgroup" in ctx.plan.new_types,
-                                own_mount_ns=ctx.plan.has("mount"), idmapped=ctx.idmapped)
+                                own_mount_ns=ctx.plan.has("mount"), idmapped=ctx.idmapped,
+                                bind_sources=ctx.bind_sources)
         builder.prepare()
         # An O_PATH handle opened by the runtime: the state dir is out of
         # reach after pivot_root, and for a user-namespaced init from the start.
@@ -225,6 +248,7 @@ def init_main(ctx, sync):
         if hooks:
             from .hooks import run_hooks
 
+            os.chdir(ctx.rootfs)  # runc runs them from the rootfs: relative paths are the container's
             run_hooks("createContainer", hooks, state_doc)
         preload_modules(spec)
         seccomp = compile_seccomp(spec.linux)
@@ -257,6 +281,7 @@ def init_main(ctx, sync):
         if seccomp is not None and seccomp.notify:
             hand_over_notify_fd(seccomp, sync, ctx.notify_sock)
             seccomp = None
+        debug("init: closing the pipe to signal completion")
         sync.send("R")
         if sync.recv()[0] != "C":
             os._exit(1)  # the runtime died before committing the state
@@ -273,12 +298,14 @@ def init_main(ctx, sync):
         os.close(fifo_fd)
         os.write(wfd, b"0")
         hooks = spec.hooks.get("startContainer")
+        before_exec = None
         if hooks:
             from .hooks import run_hooks
 
-            run_hooks("startContainer", hooks, state_doc)
+            def before_exec():
+                run_hooks("startContainer", hooks, state_doc)
         exec_process(proc, exe, env, ctx.preserve_fds, keep_fd=wfd, linux_spec=spec.linux,
-                     seccomp=seccomp)
+                     seccomp=seccomp, before_exec=before_exec)
     except BaseException as e:  # noqa: B902
         # Tell `start` through the fifo; if it could not even be opened,
         # the container's stderr is the only channel left.
@@ -481,9 +508,12 @@ def _check_exec(name, path):
         raise ExecError('exec: "%s": permission denied' % name, 126)
 
 
-def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None):
+def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None,
+                 before_exec=None):
     """Drop privileges and execve, in runc's order: rlimits, close fds,
-    bounding set, user, capabilities, cwd, no_new_privs, seccomp, exec.
+    bounding set, user, capabilities, cwd, no_new_privs, seccomp,
+    `before_exec` (the startContainer hooks: runc runs them as the process
+    will run, its seccomp filter included), exec.
 
     Used by the init and by `exec`.  fds 3..3+preserve_fds-1 (socket
     activation and --preserve-fds) reach the process; every other fd is
@@ -513,6 +543,12 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
 
         capabilities.drop_bounding(caps)
     user = proc.user
+    # runc: chdir while still root (a cwd only the runtime's user may
+    # enter works), again after the switch if that was refused (a cwd only
+    # the container's user may enter: a volume chowned to it).
+    cwd_done = _chdir_cwd(proc.cwd, retry_on_eperm=True)
+    if proc.terminal:
+        give_terminal_to(user.uid)
     if caps is not None:
         linux.prctl(linux.PR_SET_KEEPCAPS, 1)
     set_groups(user.additional_gids)
@@ -521,10 +557,8 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
     if caps is not None:
         linux.prctl(linux.PR_SET_KEEPCAPS, 0)
         capabilities.apply_sets(caps)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as e:
-        raise PyruncError("process.cwd: chdir %s: %s" % (proc.cwd, e.strerror)) from None
+    if not cwd_done:
+        _chdir_cwd(proc.cwd, retry_on_eperm=False)
     os.umask(user.umask if user.umask is not None else 0o022)
     if proc.apparmor_profile or proc.selinux_label:
         from .security.lsm import apply_exec_labels
@@ -534,11 +568,40 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp is not None:
         seccomp.load()
+    if before_exec is not None:
+        before_exec()
     try:
         os.execve(exe, proc.args, env)
     except OSError as e:
         code = 126 if e.errno in (13, 8) else 127
         raise ExecError('exec: "%s": %s' % (proc.args[0], e.strerror.lower()), code) from None
+
+
+def give_terminal_to(uid):
+    """The container's pty (stdio by now) belongs to the process's user, as
+    runc's fixStdioPermissions does, so that a non-root user can use its
+    terminal; the group stays devpts's (gid=5).  Unlike runc, stdio that is
+    not the container's own pty (the caller's files) is never chowned."""
+    try:
+        st = os.fstat(0)
+        if st.st_uid != uid:
+            os.fchown(0, uid, st.st_gid)
+    except OSError as e:
+        if e.errno not in (1, 22):  # EPERM, EINVAL: an owner or group unmapped here
+            raise
+
+
+def _chdir_cwd(cwd, retry_on_eperm):
+    """-> True once in `cwd`; False when refused and a retry is allowed."""
+    try:
+        os.chdir(cwd)
+        return True
+    except PermissionError:
+        if retry_on_eperm:
+            return False
+        raise PyruncError("process.cwd: chdir %s: Permission denied" % cwd) from None
+    except OSError as e:
+        raise PyruncError("process.cwd: chdir %s: %s" % (cwd, e.strerror)) from None
 
 
 def set_groups(gids):

@@ -33,6 +33,10 @@ _FLAG_OPTIONS = {
     "lazytime": (L.MS_LAZYTIME, 0), "nolazytime": (0, L.MS_LAZYTIME),
     "nosymfollow": (L.MS_NOSYMFOLLOW, 0), "symfollow": (0, L.MS_NOSYMFOLLOW),
     "bind": (L.MS_BIND, 0), "rbind": (L.MS_BIND | L.MS_REC, 0),
+    # the rest of runc's table (specconv's mountFlags): flags, not fs data
+    "acl": (L.MS_POSIXACL, 0), "noacl": (0, L.MS_POSIXACL),
+    "iversion": (L.MS_I_VERSION, 0), "noiversion": (0, L.MS_I_VERSION),
+    "silent": (L.MS_SILENT, 0), "loud": (0, L.MS_SILENT),
 }
 PROPAGATION_OPTIONS = {
     "private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE | L.MS_REC,
@@ -220,7 +224,7 @@ class RootfsBuilder:
     namespace.  Call prepare(), then pivot(), then finalize()."""
 
     def __init__(self, spec, rootfs, in_userns=False, cgroup_manager=None, new_cgroupns=False,
-                 own_mount_ns=True, idmapped=None):
+                 own_mount_ns=True, idmapped=None, bind_sources=None):
         self.spec = spec
         self.rootfs = rootfs
         # Without a mount namespace of its own (runc allows that), the
@@ -232,6 +236,10 @@ class RootfsBuilder:
         self.new_cgroupns = new_cgroupns
         self.rootfd = -1
         self.idmapped = idmapped or {}  # mount index -> detached idmapped clone (pyrunc.idmap)
+        self.bind_sources = bind_sources or {}  # mount index -> O_PATH fd (open_bind_sources)
+        # a read-only /dev is mounted read-write and made read-only in
+        # finalize(): devices, symlinks and /dev/pts go in first (runc)
+        self.dev_readonly = False
         # destination -> O_PATH fd of the proc/sysfs mount made there: checked
         # again after pivot_root, and masked/readonly paths go through it
         self.pinned = {}
@@ -247,20 +255,23 @@ class RootfsBuilder:
         self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         for i, m in enumerate(self.spec.mounts):
             try:
-                self.mount_one(m, self.idmapped.get(i))
+                self.mount_one(m, self.idmapped.get(i), self.bind_sources.get(i))
             except OSError as e:
                 raise MountError("mounts[%d]: mount %s to %s: %s" % (
                     i, m.source or m.type, m.destination, e.strerror or e)) from None
-        for fd in self.idmapped.values():
+        for fd in list(self.idmapped.values()) + list(self.bind_sources.values()):
             os.close(fd)  # attached now; nothing of the host's stays open
         self.idmapped = {}
+        self.bind_sources = {}
         if self._needs_dev_setup():
             self.create_devices()
             self.create_dev_symlinks()
 
     def _make_parent_private(self):
-        # pivot_root(2) refuses a root whose parent mount is shared.
-        path = os.path.dirname(os.path.realpath(self.rootfs))
+        # pivot_root(2) refuses a root whose parent mount is shared.  That
+        # parent is the mount holding the rootfs: the rootfs itself when it
+        # is a mount point (containerd's overlay), so the walk starts there.
+        path = os.path.realpath(self.rootfs)
         while True:
             try:
                 L.mount(None, path, None, L.MS_PRIVATE)
@@ -276,7 +287,7 @@ class RootfsBuilder:
                 return False
         return True
 
-    def mount_one(self, m, idmapped_tree=None):
+    def mount_one(self, m, idmapped_tree=None, source_fd=None):
         dest_key = _norm(m.destination)
         self._unpin_under(dest_key)
         flags, propagation, data = parse_options(m.options)
@@ -285,7 +296,7 @@ class RootfsBuilder:
             self._mount_cgroup(m, flags)
             return self._set_recursive_attrs(m)
         if is_bind:
-            src = m.source
+            src = m.source if source_fd is None else fd_path(source_fd)
             src_is_dir = os.path.isdir(src)
             if not os.path.exists(src):
                 raise FileNotFoundError(2, "No such file or directory", src)
@@ -303,6 +314,9 @@ class RootfsBuilder:
                 self._remount_bind(src, m.destination, extra)
         else:
             extra = L.RESOLVE_NO_SYMLINKS if m.type in ("proc", "sysfs") else 0
+            if dest_key == "/dev" and flags & L.MS_RDONLY:
+                flags &= ~L.MS_RDONLY
+                self.dev_readonly = True
             target = self._dir_target(m.destination, extra)
             try:
                 L.mount(m.source or m.type, fd_path(target), m.type, flags & ~L.MS_REMOUNT, data or None)
@@ -390,7 +404,9 @@ class RootfsBuilder:
             fd = open_in_root(self.rootfd, dest, L.O_PATH | os.O_DIRECTORY, extra_resolve)
         except OSError as e:
             if e.errno in (40, 20):  # ELOOP, ENOTDIR
-                raise MountError("mount destination %s is not a real directory inside the rootfs" % dest) from None
+                # runc's words, which tools match on
+                raise MountError("mount destination %s is not a real directory inside the rootfs: "
+                                 "proc and sysfs must be mounted on ordinary directory" % dest) from None
             raise
         return fd
 
@@ -501,6 +517,7 @@ class RootfsBuilder:
             L.chroot(self.rootfs)
             os.chdir("/")
         elif no_pivot:
+            hide_host_proc_and_sys(self.rootfs)
             os.chdir(self.rootfs)
             L.mount(self.rootfs, "/", None, L.MS_MOVE)
             L.chroot(".")
@@ -539,6 +556,8 @@ class RootfsBuilder:
             self.close_pinned()
         if self.spec.root.readonly and self.own_mount_ns:
             remount_readonly("/")
+        if self.dev_readonly:
+            remount_readonly("/dev")
         if lx.rootfs_propagation and self.own_mount_ns:
             L.mount(None, "/", None, PROPAGATION_OPTIONS[lx.rootfs_propagation])
 
@@ -561,6 +580,70 @@ class RootfsBuilder:
 
 
 _PINNED_FS = {"proc": PROC_SUPER_MAGIC, "sysfs": 0x62656572}  # SYSFS_MAGIC
+
+
+def open_bind_sources(mounts):
+    """{mount index: O_PATH fd} of the bind mounts' sources (idmapped ones
+    have their own clones).  A source that cannot be opened is left to
+    mount_one, which reports it."""
+    fds = {}
+    for i, m in enumerate(mounts):
+        if m.idmapped or not (parse_options(m.options)[0] & L.MS_BIND or m.type == "bind"):
+            continue
+        try:
+            fds[i] = os.open(m.source, L.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+    return fds
+
+
+def hide_host_proc_and_sys(rootfs):
+    """--no-pivot leaves the host's mounts under the container's root in
+    this mount namespace: a fully visible procfs or sysfs there would let
+    the container mount a fresh, unmasked one (the kernel allows that only
+    where one is fully visible).  Detach each, or cover it with a tmpfs
+    where that is refused (runc's msMoveRoot)."""
+    inside = rootfs.rstrip("/") + "/"
+    with open("/proc/self/mountinfo", "rb") as f:
+        lines = f.read().decode(errors="surrogateescape").splitlines()
+    points = []
+    for line in lines:
+        head, _, tail = line.partition(" - ")
+        fields, fstype = head.split(), tail.split(" ", 1)[0]
+        root, point = fields[3], _unescape(fields[4])
+        if root == "/" and fstype in ("proc", "sysfs") and not (point + "/").startswith(inside):
+            points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        try:
+            L.mount(None, point, None, L.MS_SLAVE | L.MS_REC)  # no unmount event reaches the host
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if e.errno == 22:  # EINVAL: gone with a parent already detached
+                continue
+            raise
+        try:
+            L.umount2(point, L.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (1, 22):  # EPERM, EINVAL: cover it instead
+                raise
+            L.mount("tmpfs", point, "tmpfs", 0, None)
+
+
+def _unescape(field):
+    """mountinfo writes space, tab, newline and backslash as a backslash
+    and three octal digits."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
 
 
 def _norm(path):

@@ -103,7 +103,7 @@ def _delete(cid, root):
     from .errors import ContainerNotFound
 
     try:
-        Container.load(cid, root).delete(force=True)
+        Container.load(cid, root, damaged=True).delete(force=True)
     except ContainerNotFound:
         pass
 

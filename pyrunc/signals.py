@@ -13,7 +13,7 @@ NAMES = {n: getattr(_signal, n) for n in dir(_signal)
 def parse_signal(text):
     if text.isdigit():
         num = int(text)
-        if 0 < num < _signal.NSIG:
+        if 0 <= num < _signal.NSIG:  # 0: runc sends it (an existence check)
             return num
         raise PyruncError("invalid signal: %s" % text)
     name = text.upper()

@@ -7,18 +7,30 @@ jsonschema's words, e.g.
 
     config.json: linux.namespaces[2].type: 'pidd' is not one of [...]
 """
+import os
+
 from . import _validator
 from .errors import ConfigError
 
 
 def validate_config(doc, source="config.json"):
-    """Raise ConfigError unless `doc` is a valid config.json; return it."""
-    return _check(_validator.config, doc, source)
+    """Raise ConfigError unless `doc` is a valid config.json; return it.
+
+    Unless --strict, what runc 1.1.5 accepts outside the spec is first
+    taken as runc takes it, with a warning (pyrunc.compat)."""
+    return _check_relaxed(_validator.config, doc, source, "config")
 
 
 def validate_process(doc, source="process.json"):
     """A `runc exec --process` file: the `process` object of a config."""
-    return _check(_validator.process, doc, source)
+    return _check_relaxed(_validator.process, doc, source, "process")
+
+
+def _check_relaxed(check, doc, source, kind):
+    from .compat import hidden_from_schema, relax
+
+    with hidden_from_schema(relax(doc, source, kind)):
+        return _check(check, doc, source)
 
 
 def validate_state(doc, source="state"):
@@ -41,13 +53,29 @@ def load_process(path, source=None):
     return _load(path, validate_process, source)
 
 
+DEFAULT_MAX_BYTES = 64 << 20
+
+
+def max_bytes():
+    """The largest config/process file accepted: $PYRUNC_MAX_CONFIG_BYTES,
+    else 64 MiB.  Checked before parsing: an absurd file is one line,
+    not minutes of CPU and gigabytes of memory."""
+    value = os.environ.get("PYRUNC_MAX_CONFIG_BYTES", "")
+    return int(value) if value.isdigit() else DEFAULT_MAX_BYTES
+
+
 def _load(path, validate, source):
     source = source or path
+    limit = max_bytes()
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(limit + 1) if size <= limit else b""
     except OSError as e:
         raise ConfigError("cannot read: %s" % (e.strerror or e), source) from None
+    if size > limit or len(data) > limit:
+        raise ConfigError("%d bytes is over the limit of %d (PYRUNC_MAX_CONFIG_BYTES)"
+                          % (max(size, len(data)), limit), source)
     return validate(parse_json(data, source), source)
 
 

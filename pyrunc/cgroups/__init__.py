@@ -41,6 +41,10 @@ Interface used by the container lifecycle::
     mount_cgroup(target_path, mgr.to_dict(), cgroupns, readonly)  # in the
         # container's mount namespace, before pivot_root
 
+With systemd=True (`--systemd-cgroup`) the manager is pyrunc.cgroups.systemd's:
+the same interface over a transient systemd scope (its record has
+"driver": "systemd"; delete stops the unit).
+
 Placement (runc's cgroupfs driver): an absolute cgroupsPath is taken from
 each hierarchy's root; a relative one, or the container id when it is
 absent, from the runtime's own cgroup (/proc/self/cgroup).
@@ -53,7 +57,14 @@ Nothing heavy is imported here: each verb is a fresh process.
 """
 
 __all__ = ["manager_for", "load_manager", "remove_recorded", "default_device_rules",
-           "with_default_devices", "host_version", "systemd_running"]
+           "with_default_devices", "host_version", "systemd_running", "features"]
+
+
+def features():
+    """`features` linux.cgroup: the cgroupfs driver on v1 and v2 (rdma
+    limits included) and the systemd driver (pyrunc.cgroups.systemd);
+    no systemd user instance (rootless systemd) yet."""
+    return {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
 
 
 def systemd_running():
@@ -70,13 +81,12 @@ def host_version():
 
 def manager_for(cgroups_path, container_id, resources=None, rootless=False, systemd=False):
     """The manager for a container's cgroup on this host (nothing made yet)."""
-    from ..errors import NotSupported
     from . import paths
 
     if systemd:
-        if not systemd_running():
-            raise NotSupported("systemd cgroup driver requested but systemd is not running")
-        raise NotSupported("systemd cgroup driver is not supported by pyrunc: use the cgroupfs driver")
+        from .systemd import manager_for as systemd_manager_for  # D-Bus only for this driver
+
+        return systemd_manager_for(cgroups_path, container_id, resources, rootless)
     try:
         inner = paths.inner_path(cgroups_path, container_id)
     except ValueError as e:
@@ -109,10 +119,52 @@ def is_frozen(d):
         return False
 
 
+def holds(d, pid):
+    """Whether `pid` is in the cgroup a to_dict() record describes (read
+    from its cgroup.procs; True when that cannot be read, e.g. a cgroup
+    a rootless create could not make).  `state` checks its init this way:
+    a pid and start time alone could be forged."""
+    if d.get("version") == 2:
+        path = d.get("path")
+    else:
+        paths = d.get("paths") or {}
+        path = next((paths[c] for c in ("devices", "freezer", "memory", "pids", "cpu", "cpuset") if c in paths),
+                    next(iter(paths.values()), None))
+    try:
+        with open(path + "/cgroup.procs", "rb") as f:
+            if str(pid).encode() in f.read().split():
+                return True
+    except (OSError, TypeError):
+        return True
+    return _held_below(path, str(pid).encode())
+
+
+def _held_below(path, pid):
+    """`pid` in a cgroup below `path`: an init may move itself into a child
+    cgroup of its own (systemd as a container's init: init.scope; a nested
+    runtime) and is still the container's init."""
+    import os
+
+    for top, subdirs, _files in os.walk(path):
+        if top == path:
+            continue
+        try:
+            with open(top + "/cgroup.procs", "rb") as f:
+                if pid in f.read().split():
+                    return True
+        except OSError:
+            pass
+    return False
+
+
 def remove_recorded(d):
     """What destroy() does for the cgroup a to_dict() record describes,
     without building its manager (no resources parsed, no v1/v2 module):
     `delete` of a stopped container needs only this."""
+    if d.get("driver") == "systemd":
+        from .systemd import remove_recorded as remove_unit
+
+        return remove_unit(d)
     from .fs import leaf_dirs, remove_created
 
     remove_created(d.get("created") or [], leaf_dirs(d))
@@ -120,6 +172,9 @@ def remove_recorded(d):
 
 def load_manager(d):
     """The manager a to_dict() describes (from state.json)."""
+    if d.get("driver") == "systemd":
+        from .systemd import SystemdManager
+        return SystemdManager.from_dict(d)
     if d.get("version") == 2:
         from .v2 import V2Manager
         return V2Manager.from_dict(d)

@@ -63,8 +63,33 @@ class Manager:
             return None  # the caller forks as usual and joins by writing
 
     # -- lifecycle ----------------------------------------------------------
-    def create(self):
-        """Make the cgroup (joining any part that exists) and apply resources."""
+    def create(self, intend=None):
+        """Make the cgroup (joining any part that exists) and apply resources.
+        `intend(dirs, leaves)` is called before the first mkdir with every
+        directory about to be made (shallowest first) and the container's
+        own cgroups: the caller records them durably (write-ahead), so that
+        a create killed at any instant, even between a mkdir and its
+        record, leaves nothing `delete --force` does not find."""
+        if intend is not None:
+            intend(self.missing_dirs(), self.dirs())
+        self._create()
+
+    def missing_dirs(self):
+        """Directories of the cgroup (and its ancestors) that do not exist."""
+        out = []
+        for d in self.dirs():
+            missing = []
+            p = d
+            while p not in out and not os.path.isdir(p):
+                missing.append(p)
+                parent = os.path.dirname(p)
+                if parent == p:
+                    break
+                p = parent
+            out.extend(reversed(missing))
+        return out
+
+    def _create(self):
         try:
             for d in self.dirs():
                 self._make(d)
@@ -73,6 +98,19 @@ class Manager:
         except BaseException:
             self._remove_created()
             raise
+
+    def check_reuse(self):
+        """runc's checks on a cgroup that exists before create: a frozen
+        one is refused (the init would stop in it and create would hang),
+        a non-empty one is used, with a warning."""
+        pids = self.pids() if self.exists() else ()
+        if pids:
+            from ..log import logger
+
+            logger().warning("container's cgroup is not empty: %d process(es) found" % len(pids))
+        # every hierarchy's freezer, not only the one exists() looks at
+        if self.is_frozen():
+            raise CgroupError("container's cgroup unexpectedly frozen")
 
     def _make(self, d):
         try:

@@ -186,6 +186,8 @@ def _rmdir_retry(path, attempts):
             return
         except OSError as e:
             if e.errno != errno.EBUSY or i == attempts - 1:
-                raise CgroupError("remove cgroup %s: %s" % (path, e.strerror), e.errno) from None
+                err = CgroupError("remove cgroup %s: %s" % (path, e.strerror), e.errno)
+                err.filename = path  # which one: a sub-cgroup of the one asked for
+                raise err from None
         time.sleep(delay)
         delay = min(delay * 2, 0.2)

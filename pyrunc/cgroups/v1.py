@@ -58,7 +58,7 @@ class V1Manager(Manager):
     def path(self, ctrl):
         return self.paths.get(ctrl)
 
-    def create(self):
+    def _create(self):
         if self.rootless:
             # rootless: hierarchies we may not write to are dropped (runc
             # ignores those permission errors too)
@@ -69,7 +69,7 @@ class V1Manager(Manager):
                     if e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
                         raise
                     del self.paths[ctrl]
-        super().create()
+        super()._create()
 
     def _make(self, d):
         super()._make(d)
@@ -190,6 +190,9 @@ class V1Manager(Manager):
         d = self._need("blkio", "blockIO")
         bfq = not fs.exists(d, "blkio.weight") and fs.exists(d, "blkio.bfq.weight")
         weight_file = "blkio.bfq.weight" if bfq else "blkio.weight"
+        if b.weight and not fs.exists(d, weight_file):
+            raise CgroupError("%sblockIO.weight: this host has neither blkio.weight nor blkio.bfq.weight "
+                              "(no CFQ or BFQ I/O scheduler)" % P)
         if b.weight:
             fs.write(d, weight_file, b.weight, P + "blockIO.weight")
         if b.leaf_weight:
@@ -230,8 +233,9 @@ class V1Manager(Manager):
             if "/" in key or not key.partition(".")[2]:
                 raise CgroupError("%s: must be a file name of the form CONTROLLER.PARAMETER" % field)
             if d is None or (ctrl != "cgroup" and ctrl not in available):
-                raise CgroupError("%s: cgroup v1 host: the %s controller is not on the unified hierarchy"
-                                  % (field, ctrl))
+                # runc's "invalid configuration" (tools match on it)
+                raise CgroupError("%s: invalid configuration: cgroup v1 host: the %s controller is not "
+                                  "on the unified hierarchy" % (field, ctrl))
             fs.write(d, key, value, field)
 
     # -- freezer ------------------------------------------------------------

@@ -31,7 +31,7 @@ class V2Manager(Manager):
     def v2_dir(self):
         return self.path
 
-    def create(self):
+    def _create(self):
         # controllers must be enabled in every ancestor's subtree_control
         # before the leaf can use them (runc's CreateCgroupPath)
         try:
@@ -39,7 +39,7 @@ class V2Manager(Manager):
         except BaseException:
             self._remove_created()
             raise
-        super().create()
+        super()._create()
 
     def _enable_controllers(self):
         rel = os.path.relpath(self.path, self.root)

@@ -95,7 +95,7 @@ def send_to_listener(fd, listener_path, state, metadata="", pid=None):
         try:
             s.connect(listener_path)
         except OSError as e:
-            raise PyruncError("linux.seccomp.listenerPath: connecting to the seccomp agent at %s: %s"
+            raise PyruncError("linux.seccomp.listenerPath: failed to connect with seccomp agent at %s: %s"
                               % (listener_path, e.strerror)) from None
         try:
             s.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes([fd]))])

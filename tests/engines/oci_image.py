@@ -53,14 +53,14 @@ def build_layer(busybox):
     return buf.getvalue()
 
 
-def _image_config(layer_digest):
+def _image_config(layer_digest, cmd=("sh",)):
     return {
         "architecture": "amd64",
         "os": "linux",
         "created": "2023-11-14T22:13:20Z",
         "config": {
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["sh"],
+            "Cmd": list(cmd),
             "WorkingDir": "/",
         },
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
@@ -72,11 +72,12 @@ def _json_bytes(obj):
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
-def build_oci_archive(path, busybox, name):
+def build_oci_archive(path, busybox, name, cmd=("sh",)):
     """Write an oci-archive tar at `path` holding one image called `name`
-    (e.g. "localhost/pyrunc-busybox:latest"); returns the manifest digest."""
+    (e.g. "localhost/pyrunc-busybox:latest") whose default command is
+    `cmd`; returns the manifest digest."""
     layer = build_layer(busybox)
-    config = _json_bytes(_image_config(_digest(layer)))
+    config = _json_bytes(_image_config(_digest(layer), cmd))
     manifest = _json_bytes({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",

@@ -175,6 +175,9 @@ def configure(bundle, cgroup, resources, *args):
         cfg["process"]["terminal"] = False
         cfg["linux"]["cgroupsPath"] = cgroup
         cfg["linux"]["resources"] = dict(cfg["linux"].get("resources") or {}, **resources)
+        # what `spec` gives on a real cgroup v2 host (this bundle was made on the v1 host)
+        if {"type": "cgroup"} not in cfg["linux"]["namespaces"]:
+            cfg["linux"]["namespaces"].append({"type": "cgroup"})
     bundle.update(f)
 
 

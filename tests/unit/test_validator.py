@@ -33,6 +33,17 @@ from test_schema_oracle import (  # noqa: E402
 from pyrunc import _validator, validate  # noqa: E402
 from pyrunc.errors import ConfigError  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _strict_mode():
+    """These check the schema's own verdict: `--strict` (pyrunc.compat's
+    runc leniency is tested in test_runc_leniency.py)."""
+    from pyrunc import compat
+
+    compat.set_strict(True)
+    yield
+    compat.set_strict(False)
+
 GENERATED = REPO / "pyrunc" / "_validator.py"
 RAW = {"config": _validator.config, "process": _validator.process,
        "state": _validator.state, "features": _validator.features}
