@@ -34,3 +34,7 @@ def test_same_functions_as_os():
         assert getattr(lazyos, name) is getattr(os, name) or getattr(lazyos, name) == getattr(os, name), name
     assert lazyos.walk is os.walk and lazyos.environ is os.environ  # the real os, on demand
     assert (lazyos.SEEK_SET, lazyos.SEEK_CUR, lazyos.SEEK_END) == (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END)
+
+
+def test_other_path_names_are_posixpath():
+    assert lazyos.path.islink is posixpath.islink and lazyos.path.sep == "/"
