@@ -38,3 +38,19 @@ def test_same_functions_as_os():
 
 def test_other_path_names_are_posixpath():
     assert lazyos.path.islink is posixpath.islink and lazyos.path.sep == "/"
+
+
+def test_cgroup_tree_walks_as_os_walk(tmp_path):
+    """cgroups.fs.cgroup_tree (delete's walk without os) gives os.walk's
+    directories, parents first, not following a symlink."""
+    from pyrunc.cgroups.fs import cgroup_tree
+
+    for d in ("a/b/c", "a/d", "e"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "a" / "f").write_text("")
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    walked = [root for root, _dirs, _files in os.walk(str(tmp_path))]
+    got = list(cgroup_tree(str(tmp_path)))
+    assert sorted(got) == sorted(walked)
+    assert all(got.index(os.path.dirname(d)) < got.index(d) for d in got[1:])
+    assert list(cgroup_tree(str(tmp_path / "missing"))) == []
