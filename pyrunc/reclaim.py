@@ -13,9 +13,9 @@ them), never a pid taken on trust.  Everything is bounded: processes that
 do not die in time and directories that stay are reported in one line.
 """
 import errno
-import os
 import time
 
+from . import lazyos as os  # os without its import cost (see lazyos)
 from .cgroups import fs
 from .cgroups.paths import cgroup_mounts, inner_path, v1_paths, v2_path, host_is_v2, read_text
 
