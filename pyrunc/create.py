@@ -436,10 +436,10 @@ def _seccomp_to_listener(spec, sync, fd, state):
 
 
 def _unexpected(tag, payload):
-    from .process import SyncError
+    from .process import SyncError, child_error
 
     if tag == "E":
-        raise SyncError(payload)
+        raise child_error(payload)
     if tag == "EOF":
         raise SyncError("container init exited unexpectedly")
     raise SyncError("unexpected message %r from container init" % tag)

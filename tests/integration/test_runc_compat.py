@@ -523,3 +523,11 @@ def test_relative_mount_destination_is_inside_the_root(bundle, runtime):
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "/scratch"
     assert "is not absolute; taken relative to the container's root" in p.stderr
+
+
+def test_start_failure_text_is_runcs(bundle, runtime):
+    bundle.set_args("no-such-binary")
+    p = _run(bundle, runtime)
+    assert p.returncode == 1
+    assert ('pyrunc run failed: unable to start container process: exec: \\"no-such-binary\\": '
+            "executable file not found in $PATH") in p.stderr, p.stderr
