@@ -47,6 +47,11 @@ def create_container(cls, cid, bundle, root, opts):
     raw, spec = load_spec(bundle)
     plan = NamespacePlan(spec.linux)
     check_bundle_spec(spec, plan)
+    if opts.no_pivot and spec.linux.rootfs_propagation in ("private", "rprivate"):
+        # runc refuses it: after the MS_MOVE, a private root would make
+        # unmounting the host's mounts below it never propagate back
+        raise ConfigError("linux.rootfsPropagation: %s is not safe without pivot_root (--no-pivot)"
+                          % spec.linux.rootfs_propagation)
     # Relative paths in the config (root.path, bind sources) are relative
     # to the bundle, as for runc.
     os.chdir(bundle)
