@@ -184,7 +184,9 @@ class Container:
             pass
         if data[:1] != b"0" or len(data) > 1:
             msg = data[1:].decode(errors="replace") if data[:1] == b"0" else data.decode(errors="replace")
-            raise PyruncError(msg or "container init exited before running the process")
+            # runc's prefix, which tools read before the exec error
+            raise PyruncError("unable to start container process: "
+                              + (msg or "container init exited before running the process"))
         hooks = self.hooks("poststart")
         if hooks:
             from .hooks import run_hooks

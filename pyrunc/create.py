@@ -47,6 +47,11 @@ def create_container(cls, cid, bundle, root, opts):
     raw, spec = load_spec(bundle)
     plan = NamespacePlan(spec.linux)
     check_bundle_spec(spec, plan)
+    if opts.no_pivot and spec.linux.rootfs_propagation in ("private", "rprivate"):
+        # runc refuses it: after the MS_MOVE, a private root would make
+        # unmounting the host's mounts below it never propagate back
+        raise ConfigError("linux.rootfsPropagation: %s is not safe without pivot_root (--no-pivot)"
+                          % spec.linux.rootfs_propagation)
     # Relative paths in the config (root.path, bind sources) are relative
     # to the bundle, as for runc.
     os.chdir(bundle)
@@ -462,10 +467,10 @@ def _seccomp_to_listener(spec, sync, fd, state):
 
 
 def _unexpected(tag, payload):
-    from .process import SyncError
+    from .process import SyncError, child_error
 
     if tag == "E":
-        raise SyncError(payload)
+        raise child_error(payload)
     if tag == "EOF":
         raise SyncError("container init exited unexpectedly")
     raise SyncError("unexpected message %r from container init" % tag)

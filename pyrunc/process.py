@@ -36,6 +36,11 @@ class SyncError(PyruncError):
     pass
 
 
+def child_error(payload):
+    """A failure a child reported: runc's prefix, which tools read first."""
+    return SyncError("unable to start container process: " + payload)
+
+
 class Sync:
     """One end of the parent<->child channel: `tag [payload]\\n` lines."""
 
@@ -78,7 +83,7 @@ class Sync:
         if got == tag:
             return payload
         if got == "E":
-            raise SyncError(payload)
+            raise child_error(payload)
         if got == "EOF":
             raise SyncError("container init exited unexpectedly")
         raise SyncError("unexpected message %r from container init" % got)

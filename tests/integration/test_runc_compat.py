@@ -523,3 +523,23 @@ def test_relative_mount_destination_is_inside_the_root(bundle, runtime):
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "/scratch"
     assert "is not absolute; taken relative to the container's root" in p.stderr
+
+
+def test_start_failure_text_is_runcs(bundle, runtime):
+    bundle.set_args("no-such-binary")
+    p = _run(bundle, runtime)
+    assert p.returncode == 1
+    assert ('pyrunc run failed: unable to start container process: exec: \\"no-such-binary\\": '
+            "executable file not found in $PATH") in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("value", ["private", "rprivate"])
+def test_no_pivot_refuses_a_private_root_as_runc(bundle, runtime, value):
+    bundle.update(lambda c: c["linux"].update(rootfsPropagation=value))
+    bundle.set_args("true")
+    cid = runtime.new_id()
+    p = runtime("run", "--no-pivot", "-b", bundle.path, cid, check=False)
+    assert p.returncode == 1
+    assert "linux.rootfsPropagation: %s is not safe without pivot_root" % value in p.stderr
+    assert runtime("state", cid, check=False).returncode == 1  # nothing made
+    assert runtime("run", "-b", bundle.path, runtime.new_id()).returncode == 0  # with pivot_root: fine
