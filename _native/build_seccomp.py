@@ -70,6 +70,7 @@ _DECLS = """
     int seccomp_arch_exist(const scmp_filter_ctx ctx, uint32_t arch_token);
 
     int seccomp_syscall_resolve_name(const char *name);
+    int seccomp_syscall_resolve_name_arch(uint32_t arch_token, const char *name);
     char *seccomp_syscall_resolve_num_arch(uint32_t arch_token, int num);
 
     int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action,
@@ -93,6 +94,7 @@ _DECLS = """
 
 ffi.cdef(_DECLS + """
     int pyrunc_pidfd_getfd(int pidfd, int targetfd);
+    int pyrunc_seccomp_set_filter(unsigned int flags, unsigned short len, const void *insns);
 """)
 
 ffi.set_source(
@@ -116,6 +118,14 @@ ffi.set_source(
     static int pyrunc_pidfd_getfd(int pidfd, int targetfd)
     {
         return (int)syscall(SYS_pidfd_getfd, pidfd, targetfd, 0);
+    }
+
+    /* seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): a program libseccomp
+       exported, with pyrunc's -ENOSYS prefix (seccomp_filter.py) */
+    static int pyrunc_seccomp_set_filter(unsigned int flags, unsigned short len, const void *insns)
+    {
+        struct { unsigned short len; const void *filter; } prog = { len, insns };
+        return (int)syscall(SYS_seccomp, 1, flags, &prog);
     }
     """,
     extra_link_args=["-l:libseccomp.so.2"],

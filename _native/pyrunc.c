@@ -146,12 +146,11 @@ static int join(char *out, const char *dir, long dirlen, const char *name)
     return name[j] == '\0';
 }
 
-#define MAX_ARGS 1024
-static char *args[MAX_ARGS + 7];
 static char self[PATH_SIZE], python[PATH_SIZE];
 
 static int launch(int argc, char **argv, char **envp)
 {
+    char *args[argc + 7]; /* on the stack: no allocator without libc, and no limit of our own */
     long n = self_path(self, PATH_SIZE - 1), dirlen;
     int i;
 
@@ -167,10 +166,6 @@ static int launch(int argc, char **argv, char **envp)
         for (i = 0; PYRUNC_PYTHON[i] && i < PATH_SIZE - 1; i++)
             python[i] = PYRUNC_PYTHON[i];
         python[i] = '\0';
-    }
-    if (argc > MAX_ARGS) {
-        say("pyrunc: too many arguments\n");
-        return 127;
     }
     args[0] = python;
     args[1] = "-I";

@@ -145,7 +145,7 @@ def verb_lines(raw, markdown=False):
                       for rt in runtimes]
     body.append(floor_row)
     return ["Per verb (CPU of the verb's process tree; run: the container's included):"] + \
-        _layout(head, body, markdown)
+        ([""] if markdown else []) + _layout(head, body, markdown)
 
 
 def _layout(head, body, markdown):
@@ -919,6 +919,8 @@ def parse_args(argv):
                         "that one view, every runtime it can run")
     p.add_argument("--json", metavar="FILE", help="write the raw numbers here")
     p.add_argument("--markdown", action="store_true", help="print the tables as markdown")
+    p.add_argument("--update-readme", metavar="FILE",
+                   help="write the tables between FILE's bench:begin/bench:end markers (README.md)")
     p.add_argument("--inner", metavar="PLAN", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -1012,6 +1014,46 @@ def run_inner(plan, plan_path):
     return subprocess.run(argv, env=ENV).returncode
 
 
+README_BEGIN = "<!-- bench:begin (bench/bench.py --update-readme writes from here) -->"
+README_END = "<!-- bench:end -->"
+
+
+def readme_block(blocks, engines):
+    """The markdown README shows: the host view's tables, the private
+    view's pyrunc/crun ratios in one line, the engines' table."""
+    lines = []
+    for raw in blocks:
+        meta = raw["meta"]
+        lines.append("%s, %s; %d rounds; load %s before, %s after; %s." % (
+            meta["date"], meta["host"], raw["rounds"], meta["load_before"], meta["load_after"],
+            meta["cgroups_note"]))
+        lines.append("")
+        if raw["view"] == "host" or len(blocks) == 1:
+            lines += table_lines(raw, markdown=True) + [""] + verb_lines(raw, markdown=True) + [""]
+            continue
+        stats = {label: st for label, _, st in metric_rows(raw)}
+        peer = [rt for rt in raw["runtimes"] if rt != "pyrunc"][0]
+        cells = ["%s %.2f" % (label, ratio(st["pyrunc"]["median"], st[peer]["median"]))
+                 for label, st in stats.items() if "CPU" in label or "RSS" in label]
+        lines += ["pyrunc/%s (medians): %s." % (peer, "; ".join(cells)), ""]
+    if engines:
+        import engines_latency
+
+        lines += engines_latency.report_lines(engines, markdown=True) + [""]
+    return lines
+
+
+def update_readme(path, lines):
+    with open(path) as f:
+        text = f.read()
+    a, b = text.find(README_BEGIN), text.find(README_END)
+    if a < 0 or b < a:
+        raise SystemExit("bench: %s has no %s ... %s markers" % (path, README_BEGIN, README_END))
+    text = text[:a + len(README_BEGIN)] + "\n" + "\n".join(lines) + "\n" + text[b:]
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def run_block(args, view, rounds):
     """One block: a view, its runtimes, interleaved rounds; prints its
     report; -> (ok, raw)."""
@@ -1089,6 +1131,10 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"blocks": blocks, "engines": engines}, f, indent=1)
+    if args.update_readme and ok:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        update_readme(args.update_readme, readme_block(blocks, engines))
+        print("bench: %s updated" % args.update_readme)
     if not ok:
         return 1
     print("cleanup: no containers, mounts, cgroups or processes left")

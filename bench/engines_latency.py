@@ -119,7 +119,7 @@ def report_lines(result, markdown=False):
         return lines
     head = ["engine", "pyrunc", "runc", "pyrunc/runc"]
     if markdown:
-        return lines + ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|"] + \
+        return lines + ["", "| " + " | ".join(head) + " |", "|---|---:|---:|---:|"] + \
             ["| " + " | ".join(r) + " |" for r in rows]
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(4)]
     fmt = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))

@@ -153,7 +153,7 @@ def hybrid_v2_has_controllers():
 class RuntimeSandbox:
     """A private state root, TMPDIR and `--root` wrapper for one runtime."""
 
-    def __init__(self, name, path, workdir, version, oci_version=None, hide_unified=False):
+    def __init__(self, name, path, workdir, version, oci_version=None, hide_unified=False, flags=()):
         self.name = name
         self.path = path
         self.version = version
@@ -167,8 +167,9 @@ class RuntimeSandbox:
         body = "#!/bin/sh\n"
         if oci_version:
             body += _REWRITE_VERSION % oci_version
-        body += "exec %s%s --root %s \"$@\"\n" % (
-            _HIDE_UNIFIED if hide_unified else "", _sh_quote(path), _sh_quote(self.root))
+        body += "exec %s%s%s --root %s \"$@\"\n" % (
+            _HIDE_UNIFIED if hide_unified else "", _sh_quote(path),
+            "".join(" " + _sh_quote(f) for f in flags), _sh_quote(self.root))
         with open(self.wrapper, "w") as f:
             f.write(body)
         os.chmod(self.wrapper, 0o755)
@@ -612,6 +613,9 @@ def parse_args(argv):
                    help="earlier results to compare with, repeatable "
                         "(default: conformance/baseline-*.json; 'none' for no comparison)")
     p.add_argument("--strict", action="store_true", help="unexpected passes fail the run too")
+    p.add_argument("--global-flag", action="append", default=[], metavar="NAME=FLAG",
+                   help="a global flag the wrapper gives runtime NAME before its verb (repeatable), "
+                        "e.g. pyrunc-strict=--strict")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-binary progress lines")
     return p.parse_args(argv)
 
@@ -646,15 +650,16 @@ def _baseline_paths(flags):
     return [f for f in flags if f != "none"]
 
 
-def make_sandbox(name, path, workdir, oci_version_flags, workarounds):
+def make_sandbox(name, path, workdir, oci_version_flags, workarounds, global_flags=()):
     version = _version(path)
+    flags = [f.partition("=")[2] for f in global_flags if f.partition("=")[0] == name]
     forced = dict(f.partition("=")[::2] for f in oci_version_flags)
     if name in forced:
         oci_version = forced[name] or None
     else:
         oci_version = default_oci_version_rewrite(version) if workarounds else None
     hide = workarounds and _crun_release(version) is not None and hybrid_v2_has_controllers()
-    return RuntimeSandbox(name, path, workdir, version, oci_version, hide)
+    return RuntimeSandbox(name, path, workdir, version, oci_version, hide, flags)
 
 
 def main(argv=None):
@@ -680,7 +685,8 @@ def main(argv=None):
     # Bundles live below: a container's mapped root (user namespace tests)
     # must be able to traverse down to them, as it can in /tmp.
     os.chmod(workdir, 0o755)
-    sandboxes = [make_sandbox(n, p, workdir, args.oci_version, not args.no_workarounds) for n, p in runtimes]
+    sandboxes = [make_sandbox(n, p, workdir, args.oci_version, not args.no_workarounds, args.global_flag)
+                 for n, p in runtimes]
     results, runs, not_run = {}, set(), []
     try:
         for sandbox in sandboxes:

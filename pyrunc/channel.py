@@ -197,7 +197,8 @@ class Pair:
 def unexpected(tag, payload, wanted="a message"):
     if tag == ERROR:
         code, _, text = payload.partition(" ")
-        raise ChildError(text, int(code) if code.isdigit() else 1)
+        # runc's prefix, which tools read first
+        raise ChildError("unable to start container process: " + text, int(code) if code.isdigit() else 1)
     if tag == EOF:
         raise ChildError("container init exited unexpectedly")
     raise ChildError("unexpected message %s from container init (expected %s)" % (NAMES.get(tag, repr(tag)), wanted))

@@ -11,37 +11,55 @@ from .errors import PyruncError, StateError
 
 def checkpoint(cid, root, opts):
     """Checkpoint container `cid` under `root` with CriuOptions `opts`."""
+    c = _running_container(cid, root)
+    rpc_opts = cs.CriuOptions.common_rpc_opts(opts)  # the flags first
+    image_path = os.path.abspath(opts.image_path or "checkpoint")
+    parent = _check_parent(image_path, opts.parent_path)
+    page_server = _page_server(opts.page_server)
+    if opts.lazy_pages and opts.status_fd >= 0:
+        _check_status_fd(opts.status_fd)
+    binary, _, found = cs.ready_criu(opts, _wanted_features(opts, parent))
+    _check_features(opts, parent, found)
+    spec = c.spec()
+    rpc_opts.update(pid=c.pid, root=c.record.get("rootfs"), leave_running=bool(opts.leave_running),
+                    log_file="dump.log", external=_external_namespaces(spec), **_config_file(spec))
+    if parent:
+        rpc_opts.update(parent_img=parent, track_mem=True)
+    if page_server:
+        rpc_opts["ps"] = page_server
+    freezer = _freezer_path(c.record.get("cgroup"))
+    if freezer:
+        rpc_opts["freeze_cgroup"] = freezer
+    _dump_into(image_path, binary, c, spec, rpc_opts, opts)
+    if not (opts.leave_running or opts.pre_dump):
+        # CRIU has killed the processes: delete what is left (cgroups,
+        # poststop hooks, the state directory), as runc destroys it.
+        c.delete(force=True)
+
+
+def _running_container(cid, root):
     from .container import CREATED, STOPPED, Container
 
     c = Container.load(cid, root)
     status = c.status()
     if status in (CREATED, STOPPED):
         raise StateError("container cannot be checkpointed in %s state" % status)
-    rpc_opts = cs.CriuOptions.common_rpc_opts(opts)  # checks the flags first
-    image_path = os.path.abspath(opts.image_path or "checkpoint")
-    parent = _check_parent(image_path, opts.parent_path)
+    return c
+
+
+def _wanted_features(opts, parent):
     features = {}
     if opts.pre_dump or parent:
         features["mem_track"] = True
     if opts.lazy_pages:
         features["lazy_pages"] = True
-    binary, _, found = cs.ready_criu(opts, features)
-    _check_features(opts, parent, found)
-    page_server = _page_server(opts.page_server)
-    spec = c.spec()
-    rpc_opts.update(pid=c.pid, root=c.record.get("rootfs"), leave_running=bool(opts.leave_running),
-                    log_file="dump.log")
-    rpc_opts.update(_config_file(spec))
-    if parent:
-        rpc_opts.update(parent_img=parent, track_mem=True)
-    if page_server:
-        rpc_opts["ps"] = page_server
-    if opts.lazy_pages and opts.status_fd >= 0:
-        _check_status_fd(opts.status_fd)
-    rpc_opts["external"] = _external_namespaces(spec)
-    freezer = _freezer_path(c.record.get("cgroup"))
-    if freezer:
-        rpc_opts["freeze_cgroup"] = freezer
+    return features
+
+
+def _dump_into(image_path, binary, c, spec, rpc_opts, opts):
+    """The image (and work) directory, our records in it, the dump.  An
+    image directory made here goes again if the dump fails before CRIU
+    wrote its log (otherwise the log stays: the error names it)."""
     made_images = not os.path.isdir(image_path)
     images = cs.make_dir(image_path, "--image-path")
     work = None
@@ -55,11 +73,9 @@ def checkpoint(cid, root, opts):
             files = external_stdio(c.pid)
             rpc_opts["external"] += sorted(files)
             _write_image_meta(image_path, c, keys, files)
-        log = os.path.join(os.path.abspath(opts.work_path) if opts.work_path else image_path,
-                           "dump.log")
+        log = os.path.join(os.path.abspath(opts.work_path) if opts.work_path else image_path, "dump.log")
         _dump(binary, rpc_opts, opts, log)
     except BaseException:
-        # criu's log stays (the error names it); otherwise nothing is left
         if made_images and not os.path.exists(os.path.join(image_path, "dump.log")):
             _remove_tree(image_path)
         raise
@@ -67,10 +83,6 @@ def checkpoint(cid, root, opts):
         for fd in (images, work):
             if fd is not None:
                 os.close(fd)
-    if not (opts.leave_running or opts.pre_dump):
-        # CRIU has killed the processes: delete what is left (cgroups,
-        # poststop hooks, the state directory), as runc destroys it.
-        c.delete(force=True)
 
 
 def _check_parent(image_path, parent):

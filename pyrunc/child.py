@@ -113,6 +113,7 @@ def _stage1(entry, job, ch, kernel=linux):
     enter(entry.join_fds, kernel=kernel)
     if flags:
         kernel.unshare(flags)
+    job.entered(entry)
     if entry.time_offsets is not None and not time_early:
         # Before the switch to the namespace's root: we are not dumpable,
         # so /proc/self/* belongs to the host's root -- still our fsuid.
@@ -218,7 +219,8 @@ class InitJob:
     """What the container's init needs, computed by the runtime before fork."""
 
     __slots__ = ("spec", "rootfs", "plan", "fifo_fd", "no_pivot", "no_new_keyring", "preserve_fds",
-                 "listen_fds", "console_fd", "cgroup_manager", "container_id", "idmapped", "notify_by_fd")
+                 "listen_fds", "console_fd", "cgroup_manager", "container_id", "idmapped", "notify_by_fd",
+                 "bind_sources")
 
     def __init__(self, spec, rootfs, plan, fifo_fd, container_id, no_pivot=False, no_new_keyring=False,
                  preserve_fds=0, listen_fds=0, console_fd=None, cgroup_manager=None, idmapped=None,
@@ -236,9 +238,21 @@ class InitJob:
         self.cgroup_manager = cgroup_manager
         self.idmapped = idmapped or {}
         self.notify_by_fd = notify_by_fd
+        self.bind_sources = None  # opened by stage 1 (entered)
 
     def prepare(self):
         """Nothing before the namespaces: the rootfs is still reachable."""
+
+    def entered(self, entry):
+        """Stage 1, namespaces made, still the runtime's kernel uid (the
+        switch to the namespace's root comes next): bind sources that a
+        directory only the host's root may enter hides from the
+        container's root are opened now, in the container's mount
+        namespace, as runc's parent opens them there."""
+        if entry.new_user and self.plan.has("mount"):
+            from .rootfs import open_bind_sources
+
+            self.bind_sources = open_bind_sources(self.spec.mounts)
 
     def become(self, ch, kernel=linux):
         try:
@@ -260,7 +274,8 @@ class InitJob:
         builder = RootfsBuilder(spec, self.rootfs, in_userns=plan.has("user"),
                                 cgroup_manager=self.cgroup_manager,
                                 new_cgroupns="cgroup" in plan.new_types,
-                                own_mount_ns=plan.has("mount"), idmapped=self.idmapped, kernel=kernel)
+                                own_mount_ns=plan.has("mount"), idmapped=self.idmapped,
+                                bind_sources=self.bind_sources, kernel=kernel)
         builder.prepare()
         ch.send(MOUNTS_READY)  # the runtime runs prestart/createRuntime hooks
         ch.expect(HOOKS_DONE)
@@ -305,12 +320,14 @@ class InitJob:
             os.close(self.fifo_fd)
             os.write(wfd, b"0")
             hooks = self.spec.hooks.get("startContainer")
+            before_exec = None
             if hooks:
                 from .hooks import run_hooks
 
-                run_hooks("startContainer", hooks, state_doc)
+                def before_exec():
+                    run_hooks("startContainer", hooks, state_doc)
             exec_process(self.spec.process, exe, env, self.preserve_fds + self.listen_fds, keep_fd=wfd,
-                         linux_spec=self.spec.linux, seccomp=seccomp, kernel=kernel)
+                         linux_spec=self.spec.linux, seccomp=seccomp, before_exec=before_exec, kernel=kernel)
         except BaseException as e:  # noqa: B902
             # Tell `start` through the fifo; if it could not even be opened,
             # the container's stderr is the only channel left.
@@ -410,6 +427,9 @@ class ExecJob:
         preload(self.proc, self.linux_spec, fd_socket=self.notify_by_fd)
         self.runtime_identity = runtime_exe_identity()
         self.seccomp = compile_seccomp(self.linux_spec)
+
+    def entered(self, entry):
+        """Nothing between entering the namespaces and the fork."""
 
     def become(self, ch, kernel=linux):
         try:

@@ -115,6 +115,8 @@ RESTORE_FLAGS = CRIU_FLAGS + (
     Flag(("pid-file",), "pid_file", help="specify the file to write the process id to"),
     B(("no-subreaper",), "no_subreaper", "disable the use of the subreaper used to reap reparented processes"),
     B(("no-pivot",), "no_pivot", "do not use pivot root to jail process inside rootfs"),
+    Flag(("lsm-profile",), "lsm_profile", default="", help="Specify an LSM profile to be used during restore in the form of TYPE:NAME."),
+    Flag(("lsm-mount-context",), "lsm_mount_context", default="", help="Specify an LSM mount context to be used during restore."),
 )
 
 # verb: (flags, positional arg count (exact) or (min, None), usage, description)

@@ -29,6 +29,17 @@ _MISSING = object()
 _ROOTFS_PROPAGATION = ("rprivate", "rshared", "rslave", "runbindable", "")
 # runc's ERRNO/TRACE take errnoRet; any other action ignores it.
 _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
+_SECCOMP_ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
+                    "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
+
+
+# documents relax() rewrote (by id; a create handles one config)
+_REWRITTEN = set()
+
+
+def rewritten(doc):
+    """Whether relax() applied a leniency to `doc` (it warned)."""
+    return id(doc) in _REWRITTEN
 
 
 def set_strict(strict):
@@ -47,6 +58,8 @@ def relax(doc, source, kind="config"):
         r.config(doc)
     else:
         r.process(doc, "")
+    if r.changed:
+        _REWRITTEN.add(id(doc))
     return r.hidden
 
 
@@ -75,16 +88,20 @@ class hidden_from_schema:
 
 
 class _Relaxer:
-    __slots__ = ("source", "hidden")
+    __slots__ = ("source", "hidden", "changed")
 
     def __init__(self, source):
         self.source = source
         self.hidden = []
+        self.changed = False
 
     def warn(self, path, what):
+        """One warning per leniency; the document is then stored as taken
+        (create.py), which for a schema-only one is the same content."""
         from .log import logger
 
         logger().warning("%s: %s: %s" % (self.source, path, what))
+        self.changed = True
 
     # -- the whole config ------------------------------------------------
     def config(self, doc):
@@ -110,6 +127,12 @@ class _Relaxer:
 
     # -- process ---------------------------------------------------------
     def process(self, proc, prefix):
+        size = proc.get("consoleSize")
+        if size.__class__ is dict:
+            for key in ("height", "width"):
+                if key not in size:
+                    self.warn("%sconsoleSize.%s" % (prefix, key), "missing; taken as 0 (not set), as runc does")
+                    size[key] = 0
         caps = proc.get("capabilities")
         if caps.__class__ is dict:
             self.capabilities(caps, prefix + "capabilities")
@@ -234,9 +257,34 @@ class _Relaxer:
         self.errno_ret(sec, "defaultErrnoRet", sec.get("defaultAction"), "linux.seccomp")
         calls = sec.get("syscalls")
         if calls.__class__ is list:
+            keep = []
             for i, call in enumerate(calls):
-                if call.__class__ is dict:
-                    self.errno_ret(call, "errnoRet", call.get("action"), "linux.seccomp.syscalls[%d]" % i)
+                keep.append(call)
+                if call.__class__ is not dict:
+                    continue
+                path = "linux.seccomp.syscalls[%d]" % i
+                self.errno_ret(call, "errnoRet", call.get("action"), path)
+                if not self.syscall_names(call, path):
+                    keep.pop()
+            calls[:] = keep
+
+    def syscall_names(self, call, path):
+        """runc skips names libseccomp does not know ("" included), so a
+        rule with none adds nothing: it is left out.  -> keep the rule?"""
+        names = call.get("names", _MISSING)
+        if names is not _MISSING and names.__class__ is not list:
+            return True  # the schema's to refuse
+        named = [n for n in names if n != ""] if names is not _MISSING else []
+        if named and len(named) == len(names):
+            return True
+        if call.get("action") not in _SECCOMP_ACTIONS:
+            return True  # runc refuses an unknown action even on an empty rule
+        if named:
+            self.warn(path + ".names", "empty names ignored, as runc does")
+            call["names"] = named
+            return True
+        self.warn(path + ".names", "no syscall named: the rule adds nothing in runc; left out")
+        return False
 
     def errno_ret(self, obj, key, action, path):
         if key in obj and action.__class__ is str and action not in _ERRNO_ACTIONS:

@@ -182,7 +182,9 @@ class Container:
             pass
         if data[:1] != b"0" or len(data) > 1:
             msg = data[1:].decode(errors="replace") if data[:1] == b"0" else data.decode(errors="replace")
-            raise PyruncError(msg or "container init exited before running the process")
+            # runc's prefix, which tools read before the exec error
+            raise PyruncError("unable to start container process: "
+                              + (msg or "container init exited before running the process"))
         hooks = self.hooks("poststart")
         if hooks:
             from .hooks import run_hooks
@@ -272,6 +274,8 @@ class Container:
             signal_process(self.pid, self.record.get("init_start"), 9, quiet=True)
         targets = left.leaves if self._kills_all_members(config) else [d for d in left.leaves if d in left.ours]
         alive = reclaim.kill_members(targets)
+        if status == PAUSED:
+            reclaim.thaw(left.leaves)  # also where no member was ours to kill: the init must run to die
         if status != STOPPED:
             wait_gone(self.pid, self.record.get("init_start"))
         # Also for a create that died half-way (SIGKILL): its createRuntime
@@ -281,10 +285,33 @@ class Container:
             from .hooks import run_hooks
 
             run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)
-        stays = reclaim.remove_dirs(left) + reclaim.remove_rdt(left.rdt)
+        stays = self._stop_systemd_unit(config)
+        stays += reclaim.remove_dirs(left) + reclaim.remove_rdt(left.rdt) + reclaim.unmount_under(left.mounts_under)
         if alive or stays:
             raise PyruncError("delete %s: left in place: %s" % (self.id, reclaim.describe(alive, stays)))
         self.dir.remove()
+
+    def _stop_systemd_unit(self, config):
+        """--systemd-cgroup: StopUnit of the container's scope (runc's
+        destroy), named by the record, else by a damaged record's config
+        ("slice:prefix:name").  -> [(unit, why)] if it could not be stopped."""
+        cg = self.record.get("cgroup") or {}
+        unit = cg.get("unit") if cg.get("driver") == "systemd" else None
+        if unit is None and self.damage is not None:
+            unit = _systemd_unit_of(config if config is not None else self._raw_config(), self.id)
+        if not unit:
+            return []
+        from .cgroups.systemd import Systemd
+
+        try:
+            sd = Systemd()
+            try:
+                sd.stop_unit(unit, _log().warning)
+            finally:
+                sd.close()
+        except (PyruncError, OSError) as e:
+            return [(unit, str(e))]
+        return []
 
     def _init_is_member(self, leaves):
         """The recorded init is in the container's cgroups (when it has
@@ -350,6 +377,23 @@ class Container:
             return []
         mgr = self.cgroup_manager()
         return mgr.pids() if mgr is not None else [self.pid]
+
+
+def _systemd_unit_of(config, cid):
+    """The scope a systemd-driven container would have, from its raw
+    config, when systemd runs and cgroupsPath is "slice:prefix:name"."""
+    linux = config.get("linux") if isinstance(config, dict) else None
+    path = linux.get("cgroupsPath") if isinstance(linux, dict) else None
+    if not isinstance(path, str) or path.count(":") != 2:
+        return None
+    from .cgroups import systemd_running
+
+    if not systemd_running():
+        return None
+    from .cgroups.systemd import parse_cgroups_path, unit_name
+
+    _slice, prefix, name = parse_cgroups_path(path, cid)
+    return unit_name(prefix, name)
 
 
 def signal_process(pid, expected_start, sig, quiet=False):

@@ -28,6 +28,11 @@ def create_container(cls, cid, bundle, root, opts):
     raw, spec = load_spec(bundle)
     plan = NamespacePlan(spec.linux)
     check_spec(spec, plan)
+    if opts.no_pivot and spec.linux.rootfs_propagation in ("private", "rprivate"):
+        # runc refuses it: after the MS_MOVE, a private root would make
+        # unmounting the host's mounts below it never propagate back
+        raise ConfigError("linux.rootfsPropagation: %s is not safe without pivot_root (--no-pivot)"
+                          % spec.linux.rootfs_propagation)
     # Relative paths in the config (root.path, bind sources) are relative
     # to the bundle, as for runc.
     os.chdir(bundle)
@@ -55,8 +60,7 @@ def create_container(cls, cid, bundle, root, opts):
         if opts.no_new_keyring:
             container.record["no_new_keyring"] = True  # exec's processes too, as runc
         container.save()  # first, so that the state dir never lacks a record for long
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            write_atomic(sd.file("config.json"), f.read(), 0o600)
+        write_atomic(sd.file("config.json"), _config_as_taken(bundle, raw), 0o600)
         make_exec_fifo(sd.fifo, spec)
         mgr = _make_cgroup(spec, cid, opts, sd)
         if mgr is not None:
@@ -65,6 +69,9 @@ def create_container(cls, cid, bundle, root, opts):
         container.save()
         if spec.linux.intel_rdt is not None:
             _make_rdt_group(spec, container)
+        if not plan.has("mount"):
+            # no mount namespace: the init mounts in ours, under the rootfs
+            sd.intend("mounts_under", mount_roots(spec, rootfs))
         if any(m.idmapped for m in spec.mounts):
             from .idmap import make_trees
 
@@ -97,6 +104,18 @@ def create_container(cls, cid, bundle, root, opts):
                 pass
 
 
+def mount_roots(spec, rootfs):
+    """Where a container without a mount namespace mounts on the host: at
+    or under rootfs/<destination> of its mounts, /dev (device nodes),
+    masked and read-only paths.  Never the rootfs itself or /."""
+    if rootfs == "/":
+        return []
+    dests = [m.destination for m in spec.mounts] + ["/dev"]
+    dests += list(spec.linux.masked_paths) + list(spec.linux.readonly_paths)
+    roots = {os.path.normpath(rootfs + "/" + d.strip("/")) for d in dests if d.strip("/")}
+    return sorted(r for r in roots if r.startswith(rootfs + "/"))
+
+
 def make_exec_fifo(path, spec):
     """The fifo `start` opens to release the init; writable by the
     container's root, who may be an unprivileged host uid."""
@@ -122,6 +141,21 @@ def notify_by_fd(spec):
     return os.geteuid() != 0 and spec.linux.seccomp is not None and spec.linux.seccomp.uses_notify
 
 
+def _config_as_taken(bundle, raw):
+    """What the later verbs read (exec's seccomp filter, delete's hooks):
+    the bundle's bytes, or the document as runc's reading rewrote it when
+    pyrunc.compat changed anything (its warnings are then not repeated)."""
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        data = f.read()
+    from .compat import rewritten
+
+    if not rewritten(raw):
+        return data
+    from .jsonio import dumps
+
+    return dumps(raw).encode()
+
+
 def write_pid_file(path, pid):
     """A bare number, no newline, written atomically (runc's format)."""
     path = os.path.abspath(path)
@@ -132,7 +166,8 @@ def _make_cgroup(spec, cid, opts, sd):
     from .cgroups import manager_for
 
     mgr = manager_for(spec.linux.cgroups_path, cid, spec.linux.resources,
-                      rootless=bool(opts.rootless), systemd=opts.systemd_cgroup)
+                      rootless=bool(opts.rootless), systemd=opts.systemd_cgroup,
+                      annotations=spec.annotations if opts.systemd_cgroup else None)
     if mgr is not None:
         mgr.check_reuse()
         # write-ahead: the journal names every directory before its mkdir
@@ -206,6 +241,11 @@ class _Undo:
                 self.cgroup.destroy()
             except OSError:
                 pass
+        mounts_under = container.dir.read_journal().get("mounts_under")
+        if mounts_under:
+            from .reclaim import unmount_under
+
+            unmount_under(mounts_under)
         rdt = (container.record or {}).get("intel_rdt")
         if rdt:
             from .intelrdt import remove_recorded

@@ -28,7 +28,8 @@ class CriuOptions:
 
     __slots__ = ("criu", "image_path", "work_path", "parent_path", "leave_running", "tcp_established",
                  "ext_unix_sk", "shell_job", "file_locks", "pre_dump", "manage_cgroups_mode",
-                 "empty_ns", "auto_dedup", "lazy_pages", "status_fd", "page_server")
+                 "empty_ns", "auto_dedup", "lazy_pages", "status_fd", "page_server",
+                 "lsm_profile", "lsm_mount_context")
 
     def __init__(self, **kw):
         for name in self.__slots__:
@@ -47,6 +48,10 @@ class CriuOptions:
             "empty_ns": empty_ns_mask(self.empty_ns), "orphan_pts_master": True,
             "auto_dedup": bool(self.auto_dedup), "lazy_pages": bool(self.lazy_pages),
         }
+        if self.lsm_profile:
+            opts["lsm_profile"] = self.lsm_profile
+        if self.lsm_mount_context:
+            opts["lsm_mount_context"] = self.lsm_mount_context
         mode = self.manage_cgroups_mode
         if mode:
             if mode not in rpc.CG_MODES:
@@ -117,7 +122,7 @@ def make_dir(path, what):
     return open_dir(path, what)
 
 
-def _norm(path):
+def norm(path):
     return "/" + "/".join(p for p in path.split("/") if p and p != ".")
 
 
@@ -133,14 +138,14 @@ def external_mounts(spec, cgroup_record, bundle):
     cgroupns = any(ns.type == "cgroup" for ns in spec.linux.namespaces)
     for m in spec.mounts:
         if is_bind(m):
-            out.append((_norm(m.destination), os.path.join(bundle, m.source or "")))
+            out.append((norm(m.destination), os.path.join(bundle, m.source or "")))
         elif m.type == "cgroup" and not cgroupns and cgroup_record and cgroup_record.get("version") == 1:
             from .cgroups.mount import v1_mount_plan
 
             for h in v1_mount_plan(cgroup_record.get("paths") or {}):
-                out.append((_norm(m.destination + "/" + h["name"]), h["source"]))
+                out.append((norm(m.destination + "/" + h["name"]), h["source"]))
     for d in spec.linux.devices:
-        out.append((_norm(d.path), d.path))
+        out.append((norm(d.path), d.path))
     return out
 
 

@@ -26,14 +26,26 @@ def features():
             "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": True},
         },
-        "annotations": {"org.opencontainers.runtime-spec.features": "pyrunc",
-                        # runc's key: checkpoint/restore through CRIU (--criu)
-                        "org.opencontainers.runc.checkpoint.enabled": "true"},
+        "annotations": {
+            "org.opencontainers.runtime-spec.features": "pyrunc",
+            # runc's key: checkpoint/restore through CRIU (--criu)
+            "org.opencontainers.runc.checkpoint.enabled": "true",
+            # which validation this invocation applies (README: Compatibility with runc)
+            "io.github.pyrunc.validation": _validation_mode(),
+        },
     }
     sec = _seccomp_features()
     if sec is not None:
         doc["linux"]["seccomp"] = sec
     return doc
+
+
+def _validation_mode():
+    from .compat import STRICT
+
+    if STRICT:
+        return "strict: config.json must satisfy the runtime-spec schema exactly"
+    return "runc: what runc 1.1.5 accepts outside the spec is taken as runc takes it, with a warning"
 
 
 def _cgroup_features():

@@ -46,7 +46,8 @@ def run_hooks(kind, hooks, state_doc, warn=None):
         err = run_one(hook, payload)
         if err is None:
             continue
-        msg = "error running %s hook #%d (%s): %s" % (kind, i, hook.path, err)
+        # "error running hook #N" is runc's (tools match on it); then which kind
+        msg = "error running hook #%d (%s, %s): %s" % (i, kind, hook.path, err)
         if kind in FATAL_KINDS:
             raise HookError(msg)
         if warn is not None:
@@ -95,7 +96,11 @@ def run_one(hook, payload):
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
         return None
     if os.WIFSIGNALED(status):
-        what = "killed by signal %d" % os.WTERMSIG(status)
+        import _signal
+
+        sig = os.WTERMSIG(status)
+        # Go's words as well ("signal: bad system call"): tools match on runc's
+        what = "killed by signal %d (signal: %s)" % (sig, (_signal.strsignal(sig) or "?").lower())
     else:
         what = "exit status %d" % os.WEXITSTATUS(status)
     text = out.decode(errors="replace").strip().replace("\n", " ")

@@ -27,9 +27,15 @@ def _is_dir(mode):
     return mode & 0o170000 == 0o040000
 
 
-class path:
+class _Path:
     """The os.path calls of the fast verbs, for str paths, as posixpath
-    does them (tests/unit/test_lazyos.py compares the two)."""
+    does them (tests/unit/test_lazyos.py compares the two); any other
+    os.path name is posixpath's (which imports os)."""
+
+    def __getattr__(self, name):
+        import posixpath
+
+        return getattr(posixpath, name)
 
     @staticmethod
     def join(a, *parts):
@@ -86,10 +92,7 @@ class path:
 
     @staticmethod
     def abspath(p):
-        return path.normpath(p if p.startswith("/") else path.join(getcwd(), p))  # noqa: F405
+        return _Path.normpath(p if p.startswith("/") else _Path.join(getcwd(), p))  # noqa: F405
 
-    @staticmethod
-    def realpath(p):
-        import posixpath
 
-        return posixpath.realpath(p)
+path = _Path()

@@ -65,9 +65,12 @@ def _check_exec(name, path):
         raise ExecError('exec: "%s": permission denied' % name, 126)
 
 
-def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None, kernel=linux):
+def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None,
+                 before_exec=None, kernel=linux):
     """Drop privileges and execve, in runc's order: rlimits, close fds,
-    bounding set, user, capabilities, cwd, no_new_privs, seccomp, exec.
+    bounding set, user, capabilities, cwd, no_new_privs, seccomp,
+    `before_exec` (the startContainer hooks: runc runs them as the process
+    will run, its seccomp filter included), exec.
 
     Used by the init and by `exec`.  fds 3..3+preserve_fds-1 (socket
     activation and --preserve-fds) reach the process; every other fd is
@@ -123,6 +126,8 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
         kernel.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp is not None:
         seccomp.load()
+    if before_exec is not None:
+        before_exec()
     try:
         kernel.execve(exe, proc.args, env)
     except OSError as e:

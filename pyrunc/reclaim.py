@@ -13,9 +13,9 @@ them), never a pid taken on trust.  Everything is bounded: processes that
 do not die in time and directories that stay are reported in one line.
 """
 import errno
-import os
 import time
 
+from . import lazyos as os  # os without its import cost (see lazyos)
 from .cgroups import fs
 from .cgroups.paths import cgroup_mounts, inner_path, v1_paths, v2_path, host_is_v2, read_text
 
@@ -27,12 +27,13 @@ class Leftovers:
     emptied and removed with everything below them when `ours`), `ours`
     (made by its create: removed; parents only when empty)."""
 
-    __slots__ = ("leaves", "ours", "rdt")
+    __slots__ = ("leaves", "ours", "rdt", "mounts_under")
 
     def __init__(self):
         self.leaves = []
         self.ours = set()
         self.rdt = []
+        self.mounts_under = []  # rootfs of a container without a mount namespace
 
     def add_leaf(self, d):
         if d not in self.leaves:
@@ -65,7 +66,39 @@ def gather(sd, record, config):
     rdt = (record or {}).get("intel_rdt") or {}
     out.rdt = list(rdt.get("owned") or ())
     out.rdt += [d for d in journal.get("intel_rdt") or () if d not in out.rdt]
+    out.mounts_under = [d for d in journal.get("mounts_under") or () if d.rstrip("/")]
     return out
+
+
+def unmount_under(roots):
+    """Detach every mount at or below each of `roots`, deepest first: a
+    container without a mount namespace of its own mounted there (its
+    config's destinations in its rootfs), in the runtime's namespace.
+    -> [(path, why)] of those that stay."""
+    if not roots:
+        return []
+    from . import linux
+    from .cgroups.paths import unescape
+
+    roots = [r.rstrip("/") for r in roots if r.rstrip("/")]
+    prefixes = tuple(r + "/" for r in roots)
+    failed = {}
+    for _ in range(8):  # mounts stacked on one point come off one per pass
+        try:
+            text = read_text("/proc/self/mountinfo")
+        except OSError as e:
+            return [(roots[0], e.strerror)]
+        points = {unescape(line.split()[4]) for line in text.splitlines() if len(line.split()) > 4}
+        points = [p for p in points if (p in roots or p.startswith(prefixes)) and p not in failed]
+        if not points:
+            break
+        for m in sorted(points, key=lambda p: (p.count("/"), p), reverse=True):
+            try:
+                linux.umount2(m, linux.MNT_DETACH)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.ENOENT):
+                    failed[m] = e.strerror
+    return sorted(failed.items())
 
 
 def implied_leaves(config, cid):
@@ -153,6 +186,16 @@ def _kill_round(leaves, pids):
             _write_quietly(d, "freezer.state", "THAWED")
 
 
+def thaw(leaves):
+    """Thaw the leaves (v1 freezer.state, v2 cgroup.freeze): a paused
+    container's processes cannot die of a SIGKILL until they run."""
+    for d in leaves:
+        if os.path.exists(d + "/freezer.state"):
+            _write_quietly(d, "freezer.state", "THAWED")
+        elif os.path.exists(d + "/cgroup.freeze"):
+            _write_quietly(d, "cgroup.freeze", "0")
+
+
 def _write_quietly(d, name, value):
     try:
         fs.write(d, name, value)
@@ -174,7 +217,7 @@ def remove_dirs(left):
             else:
                 fs.rmdir_if_empty(d)
         except OSError as e:
-            stays.append((d, os.strerror(e.errno) if e.errno else str(e)))
+            stays.append((e.filename or d, os.strerror(e.errno) if e.errno else str(e)))
     return stays
 
 

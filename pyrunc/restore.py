@@ -27,31 +27,14 @@ from .errors import ContainerExists, PyruncError
 
 
 def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=False):
-    from .validate import check_spec, load_spec
-    from .namespaces import NamespacePlan
     from .state import StateDir
 
     bundle = os.path.abspath(bundle or ".")
     sd = StateDir(root, cid)
     if sd.exists():
         raise ContainerExists(cid)
-    _, spec = load_spec(bundle)
-    check_spec(spec, NamespacePlan(spec.linux))
-    rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
-    if not os.path.isdir(rootfs):
-        from .errors import ConfigError
-
-        raise ConfigError("root.path: %s: no such directory" % spec.root.path)
-    terminal = bool(spec.process.terminal)
-    if terminal or create_opts.console_socket:
-        from .console import check_terminal
-
-        check_terminal(terminal, detach, create_opts.console_socket)
-    if create_opts.systemd_cgroup:
-        from .errors import NotSupported
-
-        raise NotSupported("systemd cgroup driver requested but systemd is not running")
-    rpc_opts = cs.CriuOptions.common_rpc_opts(opts)  # checks the flags first
+    spec, rootfs = _checked_config(bundle, create_opts, detach)
+    rpc_opts = cs.CriuOptions.common_rpc_opts(opts)  # the flags first
     if opts.manage_cgroups_mode == "strict":
         raise PyruncError("--manage-cgroups-mode strict: CRIU requires the cgroups not to exist, and restore "
                           "places the container in its cgroupsPath, made first with the config's limits")
@@ -60,10 +43,9 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
     binary, _, found = cs.ready_criu(opts, {"lazy_pages": True} if opts.lazy_pages else None)
     if opts.lazy_pages and not found.get("lazy_pages"):
         raise PyruncError("--lazy-pages: CRIU reports no lazy-pages support (userfaultfd) on this kernel")
-    if create_opts.pid_file:
-        create_opts.pid_file = os.path.abspath(create_opts.pid_file)
-    if create_opts.console_socket:
-        create_opts.console_socket = os.path.abspath(create_opts.console_socket)
+    for name in ("pid_file", "console_socket"):  # relative to the caller's cwd
+        if getattr(create_opts, name):
+            setattr(create_opts, name, os.path.abspath(getattr(create_opts, name)))
     if not detach and not no_subreaper:
         # Processes reparented inside the tree come to us, not to init.
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
@@ -72,6 +54,36 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
     if detach:
         return 0
     return restored.wait_and_delete(root)
+
+
+def _checked_config(bundle, create_opts, detach):
+    """The bundle's config, refused as create refuses it, and its rootfs."""
+    from .errors import ConfigError, NotSupported
+    from .namespaces import NamespacePlan
+    from .validate import check_spec, load_spec
+
+    _, spec = load_spec(bundle)
+    check_spec(spec, NamespacePlan(spec.linux))
+    _check_restorable(spec)
+    rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
+    if not os.path.isdir(rootfs):
+        raise ConfigError("root.path: %s: no such directory" % spec.root.path)
+    terminal = bool(spec.process.terminal)
+    if terminal or create_opts.console_socket:
+        from .console import check_terminal
+
+        check_terminal(terminal, detach, create_opts.console_socket)
+    if create_opts.systemd_cgroup:
+        raise NotSupported("systemd cgroup driver requested but systemd is not running")
+    return spec, rootfs
+
+
+def _check_restorable(spec):
+    """What create does that CRIU's restore would silently skip."""
+    if spec.linux.intel_rdt is not None:
+        raise PyruncError("linux.intelRdt: restore does not put restored processes in resctrl groups")
+    if spec.linux.net_devices:
+        raise PyruncError("linux.netDevices: restore does not move network devices")
 
 
 def _check_images(image_path, spec, bundle):
@@ -151,11 +163,15 @@ class _Restore:
             from .checkpoint import _config_file
 
             rpc_opts.update(_config_file(spec))
+            _make_mount_points(spec, self.rootfs, self.bundle)
             inherit = _stdio_inherit(descriptors, meta, join_fds)
             rpc_opts["join_ns"] = self._namespaces(join_fds, inherit)
             rpc_opts["inherit_fd"] = inherit
-            rpc_opts["ext_mnt"] = [{"key": k, "val": src}
-                                   for k, src in cs.external_mounts(spec, c.record.get("cgroup"), self.bundle)]
+            mounts = cs.external_mounts(spec, c.record.get("cgroup"), self.bundle)
+            if spec.linux.masked_paths:
+                # runc's images name its masks (binds of /dev/null) so
+                mounts.append(("/dev/null", "/dev/null"))
+            rpc_opts["ext_mnt"] = [{"key": k, "val": src} for k, src in mounts]
             log = os.path.join(os.path.abspath(self.opts.work_path) if self.opts.work_path else image_path,
                                "restore.log")
             self._criu(rpc_opts, mgr, join_fds, log)
@@ -247,6 +263,7 @@ class _Restore:
         # container that `delete --force` can find and kill
         c.record.update(pid=pid, init_start=start_time(pid))
         c.save()
+        self.undo.pids.append((pid, c.record["init_start"]))  # killed and waited for on failure
         kinds = [k for k in ("prestart", "createRuntime") if self.spec.hooks.get(k)]
         if not kinds:
             return
@@ -287,7 +304,7 @@ class _Restore:
             self.undo.undo(c)
             if c.pid:
                 try:
-                    os.waitpid(c.pid, os.WNOHANG)
+                    os.waitpid(c.pid, 0)  # our child (rst_sibling), dead by now: no zombie left
                 except ChildProcessError:
                     pass
         if self.master is not None:
@@ -317,6 +334,31 @@ class _Restore:
                 os.close(self.master)
         _delete(c.id, root)
         return status
+
+
+def _make_mount_points(spec, rootfs, bundle):
+    """The config's mount points in the rootfs (a file for a bind of a file),
+    as create makes them: a rootfs that never ran this container (podman's
+    `restore --import`) lacks them, and CRIU mounts only onto what exists
+    ("Can't stat mountpoint .../etc/hostname").  As runc: not under a tmpfs
+    mount (CRIU brings the tmpfs back with its contents), not for cgroup
+    mounts (CRIU's own)."""
+    from .rootfs import make_path_in_root
+
+    tmpfs = [cs.norm(m.destination) for m in spec.mounts if m.type == "tmpfs"]
+    rootfd = os.open(rootfs, linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for m in spec.mounts:
+            dest = cs.norm(m.destination)
+            if m.type in ("cgroup", "cgroup2") or any(dest.startswith(t + "/") for t in tmpfs):
+                continue
+            is_dir = not cs.is_bind(m) or os.path.isdir(os.path.join(bundle, m.source or ""))
+            try:
+                os.close(make_path_in_root(rootfd, dest, is_dir=is_dir))
+            except OSError as e:
+                raise PyruncError("mounts: %s: cannot make the mount point: %s" % (dest, e.strerror)) from None
+    finally:
+        os.close(rootfd)
 
 
 def _private_mounts(rootfs, root, yard):

@@ -39,6 +39,10 @@ _FLAG_OPTIONS = {
     "lazytime": (L.MS_LAZYTIME, 0), "nolazytime": (0, L.MS_LAZYTIME),
     "nosymfollow": (L.MS_NOSYMFOLLOW, 0), "symfollow": (0, L.MS_NOSYMFOLLOW),
     "bind": (L.MS_BIND, 0), "rbind": (L.MS_BIND | L.MS_REC, 0),
+    # the rest of runc's table (specconv's mountFlags): flags, not fs data
+    "acl": (L.MS_POSIXACL, 0), "noacl": (0, L.MS_POSIXACL),
+    "iversion": (L.MS_I_VERSION, 0), "noiversion": (0, L.MS_I_VERSION),
+    "silent": (L.MS_SILENT, 0), "loud": (0, L.MS_SILENT),
 }
 PROPAGATION_OPTIONS = {
     "private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE | L.MS_REC,
@@ -221,7 +225,7 @@ class RootfsBuilder:
     namespace.  Call prepare(), then pivot(), then finalize()."""
 
     def __init__(self, spec, rootfs, in_userns=False, cgroup_manager=None, new_cgroupns=False,
-                 own_mount_ns=True, idmapped=None, kernel=L):
+                 own_mount_ns=True, idmapped=None, bind_sources=None, kernel=L):
         self.k = kernel  # every syscall goes through it (tests pass a recording fake)
         self.spec = spec
         self.rootfs = rootfs
@@ -234,6 +238,7 @@ class RootfsBuilder:
         self.new_cgroupns = new_cgroupns
         self.rootfd = -1
         self.idmapped = idmapped or {}  # mount index -> detached idmapped clone (pyrunc.idmap)
+        self.bind_sources = bind_sources or {}  # mount index -> O_PATH fd (open_bind_sources)
         # a read-only /dev is mounted read-write and made read-only in
         # finalize(): devices, symlinks and /dev/pts go in first (runc)
         self.dev_readonly = False
@@ -252,20 +257,23 @@ class RootfsBuilder:
         self.rootfd = self.k.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         for i, m in enumerate(self.spec.mounts):
             try:
-                self.mount_one(m, self.idmapped.get(i))
+                self.mount_one(m, self.idmapped.get(i), self.bind_sources.get(i))
             except OSError as e:
                 raise MountError("mounts[%d]: mount %s to %s: %s" % (
                     i, m.source or m.type, m.destination, e.strerror or e)) from None
-        for fd in self.idmapped.values():
+        for fd in list(self.idmapped.values()) + list(self.bind_sources.values()):
             self.k.close(fd)  # attached now; nothing of the host's stays open
         self.idmapped = {}
+        self.bind_sources = {}
         if self._needs_dev_setup():
             self.create_devices()
             self.create_dev_symlinks()
 
     def _make_parent_private(self):
-        # pivot_root(2) refuses a root whose parent mount is shared.
-        path = os.path.dirname(self.k.realpath(self.rootfs))
+        # pivot_root(2) refuses a root whose parent mount is shared.  That
+        # parent is the mount holding the rootfs: the rootfs itself when it
+        # is a mount point (containerd's overlay), so the walk starts there.
+        path = self.k.realpath(self.rootfs)
         while True:
             try:
                 self.k.mount(None, path, None, L.MS_PRIVATE)
@@ -281,7 +289,7 @@ class RootfsBuilder:
                 return False
         return True
 
-    def mount_one(self, m, idmapped_tree=None):
+    def mount_one(self, m, idmapped_tree=None, source_fd=None):
         dest_key = _norm(m.destination)
         self._unpin_under(dest_key)
         flags, propagation, data = parse_options(m.options)
@@ -290,7 +298,7 @@ class RootfsBuilder:
             self._mount_cgroup(m, flags)
             return self._set_recursive_attrs(m)
         if is_bind:
-            src = m.source
+            src = m.source if source_fd is None else fd_path(source_fd)
             src_is_dir = self.k.isdir(src)
             if not self.k.exists(src):
                 raise FileNotFoundError(2, "No such file or directory", src)
@@ -571,6 +579,21 @@ class RootfsBuilder:
 
 
 _PINNED_FS = {"proc": PROC_SUPER_MAGIC, "sysfs": 0x62656572}  # SYSFS_MAGIC
+
+
+def open_bind_sources(mounts):
+    """{mount index: O_PATH fd} of the bind mounts' sources (idmapped ones
+    have their own clones).  A source that cannot be opened is left to
+    mount_one, which reports it."""
+    fds = {}
+    for i, m in enumerate(mounts):
+        if m.idmapped or not (parse_options(m.options)[0] & L.MS_BIND or m.type == "bind"):
+            continue
+        try:
+            fds[i] = os.open(m.source, L.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+    return fds
 
 
 def hide_host_proc_and_sys(rootfs, k=L):

@@ -134,7 +134,7 @@ class StateDir:
             return None
 
     def write_state(self, record):
-        """state.json, durably.  The annotations are serialised once per
+        """state.json, atomically.  The annotations are serialised once per
         StateDir: spliced in when small, else written once to
         annotations.json (they may be megabytes, and create saves the
         record several times: each save stays as small as what changed)."""
@@ -145,7 +145,7 @@ class StateDir:
             if self._annotations is None or self._annotations[0] is not ann:
                 text = jsonio.dumps(ann)
                 if len(text) > INLINE_ANNOTATIONS_MAX:
-                    write_atomic(self.file("annotations.json"), text.encode(), 0o600, durable=True)
+                    write_atomic(self.file("annotations.json"), text.encode(), 0o600)
                     text = None
                 self._annotations = (ann, text)
             rest = {k: v for k, v in record.items() if k != "annotations"}
@@ -155,7 +155,10 @@ class StateDir:
             else:
                 text = jsonio.dumps(rest)
                 text = text[:-1] + ("," if len(text) > 2 else "") + '"annotations":' + self._annotations[1] + "}"
-        write_atomic(self.file("state.json"), text.encode(), 0o600, durable=True)
+        # Atomic, not fsynced: a killed process loses nothing of the page
+        # cache, and what must survive a crash before it exists on the
+        # host goes through the journal, which is fsynced.
+        write_atomic(self.file("state.json"), text.encode(), 0o600)
 
     def read_state(self):
         """The record state.json holds, checked: StateDamaged on anything
@@ -183,8 +186,9 @@ class StateDir:
         why = record_problem(record, self.id)
         if why:
             raise StateDamaged(self.id, why)
-        if record.get("annotations_in_file"):
+        if record.pop("annotations_in_file", False):
             record["annotations"] = self._read_annotations()
+            self._annotations = (record["annotations"], None)  # a later save keeps the file
         return record
 
     def _read_annotations(self):
@@ -265,7 +269,7 @@ def _is_rdt(v):
 
 _FIELDS = (
     ("id", lambda v: isinstance(v, str), "a string"),
-    ("status", lambda v: v in ("creating", "created"), '"creating" or "created"'),
+    ("status", lambda v: v in ("creating", "created", "running", "paused", "stopped"), "an OCI status"),
     ("pid", lambda v: _is_int(v) and v >= 0, "a pid (a non-negative integer)"),
     ("init_start", lambda v: v is None or (_is_int(v) and v >= 0), "null or a start time"),
     ("bundle", lambda v: isinstance(v, str), "a string"),

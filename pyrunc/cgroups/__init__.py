@@ -79,14 +79,16 @@ def host_version():
     return 2 if host_is_v2() else 1
 
 
-def manager_for(cgroups_path, container_id, resources=None, rootless=False, systemd=False):
+def manager_for(cgroups_path, container_id, resources=None, rootless=False, systemd=False,
+                annotations=None):
     """The manager for a container's cgroup on this host (nothing made yet)."""
     from . import paths
 
     if systemd:
         from .systemd import manager_for as systemd_manager_for  # D-Bus only for this driver
 
-        return systemd_manager_for(cgroups_path, container_id, resources, rootless)
+        # annotations: org.systemd.property.* become unit properties
+        return systemd_manager_for(cgroups_path, container_id, resources, rootless, annotations)
     try:
         inner = paths.inner_path(cgroups_path, container_id)
     except ValueError as e:
@@ -132,9 +134,29 @@ def holds(d, pid):
                     next(iter(paths.values()), None))
     try:
         with open(path + "/cgroup.procs", "rb") as f:
-            return str(pid).encode() in f.read().split()
+            if str(pid).encode() in f.read().split():
+                return True
     except (OSError, TypeError):
         return True
+    return _held_below(path, str(pid).encode())
+
+
+def _held_below(path, pid):
+    """`pid` in a cgroup below `path`: an init may move itself into a child
+    cgroup of its own (systemd as a container's init: init.scope; a nested
+    runtime) and is still the container's init."""
+    import os
+
+    for top, subdirs, _files in os.walk(path):
+        if top == path:
+            continue
+        try:
+            with open(top + "/cgroup.procs", "rb") as f:
+                if pid in f.read().split():
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def remove_recorded(d):

@@ -6,7 +6,6 @@ import time
 
 from . import fs
 from .fs import CgroupError
-from .resources import Resources
 
 
 class Manager:
@@ -15,14 +14,30 @@ class Manager:
     # v2_placed: this process was born in the v2 directory (the unified
     # hierarchy on a hybrid host; see namespaces.fork_into_pid_ns), so
     # join_self has nothing to do there.  Never persisted.
-    __slots__ = ("created", "resources", "rootless", "v2_placed")
+    __slots__ = ("created", "_resources", "rootless", "v2_placed")
     version = None
 
     def __init__(self, resources=None, rootless=False, created=None):
-        self.resources = resources
+        self._resources = resources  # Resources, None, or a record's dict (see resources)
         self.rootless = rootless
         self.created = list(created or [])
         self.v2_placed = False
+
+    @property
+    def resources(self):
+        """The Resources applied (None: none).  A manager loaded from
+        state.json parses them on first use: exec, kill --all and
+        delete --force never need them (nor the modules that type them)."""
+        r = self._resources
+        if isinstance(r, dict):
+            from .resources import Resources
+
+            r = self._resources = Resources.from_dict(r)
+        return r
+
+    @resources.setter
+    def resources(self, value):
+        self._resources = value
 
     # -- subclasses provide -------------------------------------------------
     def dirs(self):
@@ -178,12 +193,18 @@ class Manager:
         return {
             "version": self.version,
             "created": list(self.created),
-            "resources": self.resources.to_dict() if self.resources is not None else None,
+            "resources": self._resources_dict(),
             "rootless": self.rootless,
         }
+
+    def _resources_dict(self):
+        r = self._resources
+        if isinstance(r, dict):
+            return dict(r)  # as loaded, never parsed
+        return r.to_dict() if r is not None else None
 
     @staticmethod
     def _common_from_dict(d):
         res = d.get("resources")
-        return dict(resources=Resources.from_dict(res) if res is not None else None,
+        return dict(resources=dict(res) if res is not None else None,
                     rootless=bool(d.get("rootless")), created=d.get("created") or [])

@@ -112,11 +112,27 @@ def mkdirs(path, created):
 def procs(dirpath, recursive=True):
     """Pids in a cgroup directory (and, recursively, its children)."""
     out = []
-    for root, dirs, _files in os.walk(dirpath) if recursive else [(dirpath, (), ())]:
+    for root in cgroup_tree(dirpath) if recursive else [dirpath]:
         text = read_or_none(root, "cgroup.procs")
         if text:
             out.extend(int(x) for x in text.split())
     return out
+
+
+def cgroup_tree(top):
+    """`top` and every directory below it, parents first, as os.walk(top)
+    gives them (nothing when `top` cannot be listed; symlinks not
+    followed), with posix's scandir: `delete` need not import os."""
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as entries:
+                subs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            continue
+        yield d
+        stack.extend(reversed(subs))
 
 
 def rmdir_tree(path, attempts=20):
@@ -186,6 +202,8 @@ def _rmdir_retry(path, attempts):
             return
         except OSError as e:
             if e.errno != errno.EBUSY or i == attempts - 1:
-                raise CgroupError("remove cgroup %s: %s" % (path, e.strerror), e.errno) from None
+                err = CgroupError("remove cgroup %s: %s" % (path, e.strerror), e.errno)
+                err.filename = path  # which one: a sub-cgroup of the one asked for
+                raise err from None
         time.sleep(delay)
         delay = min(delay * 2, 0.2)

@@ -8,7 +8,7 @@ placement rules for `linux.cgroupsPath`.
 Pure functions over the text of /proc/self/mountinfo and /proc/self/cgroup,
 so that unit tests can feed them any layout.
 """
-import os
+from .. import lazyos as os  # os without its import cost (see pyrunc.lazyos)
 
 V2_ROOT = "/sys/fs/cgroup"
 

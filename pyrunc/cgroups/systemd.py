@@ -256,6 +256,113 @@ def unified_props(unified, sd_version):
     return props
 
 
+# -- org.systemd.property.<Name> annotations (runc's initSystemdProps) ------------
+ANNOTATION_PREFIX = "org.systemd.property."
+_TYPE_WORDS = {"byte": "y", "boolean": "b", "int16": "n", "uint16": "q", "int32": "i",
+               "uint32": "u", "int64": "x", "uint64": "t", "double": "d", "string": "s",
+               "objectpath": "o", "signature": "g"}
+
+
+def annotation_props(annotations):
+    """Extra unit properties from the config's annotations: the name after
+    the prefix (ASCII letters only, at least 3), the value in D-Bus's
+    variant text form ("uint64 10", "'inactive-or-failed'", "true",
+    "['a', 'b']", "@t 5"); a name ending in a lowercase letter + "Sec" is
+    sent as ...USec, its number converted to microseconds."""
+    props = []
+    for key in sorted(annotations or {}):
+        if not key.startswith(ANNOTATION_PREFIX):
+            continue
+        name = key[len(ANNOTATION_PREFIX):]
+        where = "annotations[%s]" % key
+        if len(name) < 3 or not all("A" <= c <= "Z" or "a" <= c <= "z" for c in name):
+            raise ConfigError("%s: property name must be 3 or more ASCII letters" % where)
+        try:
+            sig, value = parse_variant(str(annotations[key]))
+        except ValueError as e:
+            raise ConfigError("%s: %s" % (where, e)) from None
+        if name.endswith("Sec") and len(name) > 3 and "a" <= name[-4] <= "z":
+            if sig not in "ynqiuxtd" or len(sig) != 1:
+                raise ConfigError("%s: %s needs a number of seconds" % (where, name))
+            name, sig, value = name[:-3] + "USec", "t", int(value * 1000000) & UINT64_MAX
+        props.append((name, (sig, value)))
+    return props
+
+
+def parse_variant(text):
+    """(signature, value) of a D-Bus variant in text form (basic types and
+    arrays of them)."""
+    text = text.strip()
+    if text.startswith("@"):
+        sig, _, rest = text[1:].partition(" ")
+        return sig, _parse_typed(sig, rest.strip())
+    word, _, rest = text.partition(" ")
+    if word in _TYPE_WORDS and rest.strip():
+        sig = _TYPE_WORDS[word]
+        return sig, _parse_typed(sig, rest.strip())
+    if text.startswith("["):
+        items = _split_list(text)
+        if not items:
+            raise ValueError("an empty array needs a type: @as []")
+        sig, _ = parse_variant(items[0])
+        return "a" + sig, [_parse_typed(sig, item) for item in items]
+    if text in ("true", "false"):
+        return "b", text == "true"
+    if text[:1] in ("'", '"'):
+        return "s", _unquote(text)
+    try:
+        return "i", int(text)
+    except ValueError:
+        pass
+    try:
+        return "d", float(text)
+    except ValueError:
+        raise ValueError("cannot parse %r as a D-Bus value" % text) from None
+
+
+def _parse_typed(sig, text):
+    if sig.startswith("a"):
+        return [_parse_typed(sig[1:], item) for item in _split_list(text)]
+    if sig in "ynqiuxt" and len(sig) == 1:
+        return int(text, 0)
+    if sig == "d":
+        return float(text)
+    if sig == "b":
+        if text not in ("true", "false"):
+            raise ValueError("not a boolean: %r" % text)
+        return text == "true"
+    if sig in ("s", "o", "g"):
+        return _unquote(text)
+    raise ValueError("unsupported D-Bus type %r" % sig)
+
+
+def _unquote(text):
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in ("'", '"'):
+        return text[1:-1]
+    raise ValueError("not a quoted string: %r" % text)
+
+
+def _split_list(text):
+    if not (text.startswith("[") and text.endswith("]")):
+        raise ValueError("not an array: %r" % text)
+    items, cur, quote = [], "", None
+    for c in text[1:-1]:
+        if quote:
+            cur += c
+            quote = None if c == quote else quote
+        elif c in ("'", '"'):
+            cur += c
+            quote = c
+        elif c == ",":
+            items.append(cur.strip())
+            cur = ""
+        else:
+            cur += c
+    if cur.strip():
+        items.append(cur.strip())
+    return items
+
+
 def base_props(unit, slice_, name, pid, version):
     """What every unit gets (runc's Apply)."""
     props = [("Description", ("s", "libcontainer container " + name))]
@@ -416,12 +523,13 @@ class SystemdManager:
 
     driver = "systemd"
 
-    def __init__(self, inner, unit, slice_, name, started=False):
+    def __init__(self, inner, unit, slice_, name, started=False, extra_props=()):
         self.inner = inner
         self.unit = unit
         self.slice = slice_
         self.name = name
         self.started = started
+        self.extra_props = list(extra_props)  # from annotations: for the start only
 
     def __getattr__(self, attr):
         # freeze/thaw/pids/kill_all/stats/paths/...: the cgroup files'
@@ -465,7 +573,7 @@ class SystemdManager:
         sd = Systemd()
         try:
             version = self.inner.version
-            props = base_props(self.unit, self.slice, self.name, pid, version)
+            props = base_props(self.unit, self.slice, self.name, pid, version) + self.extra_props
             props += resource_props(self.inner.resources, version, sd.version(), _warn)
             sd.start_unit(self.unit, props)
             self.started = True
@@ -486,7 +594,18 @@ class SystemdManager:
         try:
             props = resource_props(merged, self.inner.version, sd.version(), _warn)
             if props:
-                sd.set_properties(self.unit, props)
+                # systemd rewrites the device rules from scratch (deny all,
+                # then the allow list): a running container could hit EPERM
+                # in between, so it is frozen meanwhile, as runc does.
+                thaw = (any(name == "DevicePolicy" for name, _ in props) and self.inner.can_freeze()
+                        and not self.inner.is_frozen())
+                if thaw:
+                    self.inner.freeze()
+                try:
+                    sd.set_properties(self.unit, props)
+                finally:
+                    if thaw:
+                        self.inner.thaw()
         finally:
             sd.close()
         self.inner.set(resources)
@@ -521,7 +640,7 @@ class SystemdManager:
         return cls(inner, d["unit"], d.get("slice") or "", d.get("name") or "", started=True)
 
 
-def manager_for(cgroups_path, container_id, resources=None, rootless=False):
+def manager_for(cgroups_path, container_id, resources=None, rootless=False, annotations=None):
     """The systemd-driven manager for a container (nothing made yet)."""
     from . import systemd_running
 
@@ -529,6 +648,7 @@ def manager_for(cgroups_path, container_id, resources=None, rootless=False):
         raise NotSupported("systemd cgroup driver requested but systemd is not running")
     if rootless:
         raise NotSupported("systemd cgroup driver: rootless containers are not supported")
+    extra = annotation_props(annotations)
     slice_, prefix, name = parse_cgroups_path(cgroups_path, container_id)
     unit = unit_name(prefix, name)
     check_unit_name(unit)
@@ -546,7 +666,7 @@ def manager_for(cgroups_path, container_id, resources=None, rootless=False):
             raise ConfigError("linux.resources.unified: needs cgroup v2 (the host has v1)")
         from .v1 import V1Manager
         inner = V1Manager(where, resources, False)
-    return SystemdManager(inner, unit, slice_, name)
+    return SystemdManager(inner, unit, slice_, name, extra_props=extra)
 
 
 def remove_recorded(d, warn=None):

@@ -4,7 +4,6 @@ import errno
 import os
 import time
 
-from . import devices as devmod
 from . import fs
 from .base import Manager
 from .fs import CgroupError
@@ -91,6 +90,8 @@ class V1Manager(Manager):
         if r.cpu is not None:
             self._set_cpuset(r.cpu)
         if r.devices is not None and not self.rootless:
+            from . import devices as devmod
+
             devmod.apply_v1(self._need("devices", "devices"), r.devices)
         if r.memory is not None:
             self._set_memory(r.memory)

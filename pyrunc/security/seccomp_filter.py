@@ -11,6 +11,7 @@ import os
 from .._native_seccomp import ffi, lib
 from ..errors import ConfigError, PyruncError
 from ..log import logger
+from .seccomp_enosys import ALLOW_LIKE
 from .seccomp_tables import ACTION_VALUES, ARCHS, FLAG_ATTRS, OPERATORS, arch_libname
 
 # enum scmp_filter_attr
@@ -46,13 +47,17 @@ class PreparedFilter:
     `notify` says whether load() returns a notify fd; the listener fields
     are the config's, for whoever hands that fd to the agent."""
 
-    __slots__ = ("_ctx", "notify", "listener_path", "listener_metadata")
+    __slots__ = ("_ctx", "notify", "listener_path", "listener_metadata", "program", "flag_bits")
 
     def __init__(self, ctx, notify, listener_path, listener_metadata):
         self._ctx = ctx
         self.notify = notify
         self.listener_path = listener_path
         self.listener_metadata = listener_metadata
+        # with the -ENOSYS prefix (seccomp_enosys): the whole program, loaded
+        # by seccomp(2) itself; None: libseccomp loads its own
+        self.program = None
+        self.flag_bits = 0
 
     def load(self):
         """Install the filter on the calling thread.  -> the notify fd
@@ -62,6 +67,8 @@ class PreparedFilter:
         ctx = self._ctx
         if ctx is None:
             raise PyruncError("linux.seccomp: the filter was already released")
+        if self.program is not None:
+            return self._load_program()
         rc = lib.seccomp_load(ctx)
         if rc < 0:
             hint = " (needs CAP_SYS_ADMIN or no_new_privs)" if -rc == EACCES else ""
@@ -72,6 +79,15 @@ class PreparedFilter:
         if fd < 0:
             raise PyruncError("linux.seccomp: no notify fd after loading: %s" % os.strerror(-fd))
         return fd
+
+    def _load_program(self):
+        prog = self.program
+        rc = lib.pyrunc_seccomp_set_filter(self.flag_bits, len(prog) // 8, ffi.from_buffer(prog))
+        if rc < 0:
+            err = ffi.errno
+            hint = " (needs CAP_SYS_ADMIN or no_new_privs)" if err == EACCES else ""
+            raise PyruncError("linux.seccomp: loading the filter: %s%s" % (os.strerror(err), hint))
+        return None
 
     def export_bpf(self, fd):
         """Write the raw BPF program to fd (debugging, tests)."""
@@ -106,10 +122,44 @@ def compile_filter(model):
                 logger().debug("seccomp binary tree optimization not available")
         for rule in model.syscalls:
             _add_rule(ctx, rule, default)
+        if not model.uses_notify and model.default_action not in ALLOW_LIKE:
+            _with_enosys_prefix(prepared, model)
     except BaseException:
         prepared.release()
         raise
     return prepared
+
+
+# seccomp(2) flag bits for the spec's flag names
+FLAG_BITS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
+}
+
+
+def _with_enosys_prefix(prepared, model):
+    """runc's -ENOSYS prefix before libseccomp's program (seccomp_enosys).
+    A filter with a notify listener keeps libseccomp's own load (its fd)."""
+    from .seccomp_enosys import last_syscalls, prefix
+
+    head = prefix(last_syscalls(model, lambda name: lib.seccomp_arch_resolve_name(name.encode()),
+                                lambda token, name: lib.seccomp_syscall_resolve_name_arch(token, name.encode())))
+    if not head:
+        return
+    fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
+    try:
+        _check(lib.seccomp_export_bpf(prepared._ctx, fd), "linux.seccomp: exporting the filter")
+        os.lseek(fd, 0, os.SEEK_SET)
+        body = b""
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            body += chunk
+    finally:
+        os.close(fd)
+    prepared.program = head + body
+    prepared.flag_bits = sum(FLAG_BITS[f] for f in effective_flags(model.flags))
 
 
 def _check(rc, what):

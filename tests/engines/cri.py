@@ -116,6 +116,7 @@ class CriNode:
         self.logs = os.path.join(self.base, "pod-logs")
         self.sandbox = Sandbox() if sandbox else None
         self.proc = None
+        self.leftover_pids = []  # processes stop() found after the daemon and shims
         self.channel = None
         self.pb = self.stub = None
 
@@ -182,6 +183,12 @@ class CriNode:
             self.proc.wait(timeout=10)
         procs.end(procs.pids_with_args(b"-address", self.sock.encode()))
         if self.sandbox is not None and self.sandbox.proc is not None:
+            # A pod whose removal failed outlives its shim (pause reparented
+            # to init): every pod here runs in the sandbox's network
+            # namespace, so whatever is left there besides the holder is ours.
+            net = self.sandbox.net_inode()
+            self.leftover_pids = [pid for pid in procs.in_net_namespace(net) if pid != self.sandbox.pid]
+            procs.end(self.leftover_pids, grace=2.0)
             for point in self.sandbox.mounts_under(self.base):
                 self.sandbox.run("umount", "-l", point, check=False)
             self.sandbox.stop()

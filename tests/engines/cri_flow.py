@@ -211,6 +211,43 @@ def kubelet_flow(cri, handler, layout, say=lambda msg: None):
     say("  nothing left: processes, cgroups, runtime state, mounts")
 
 
+def orphan_flow(cri, handler, layout, say=lambda msg: None):
+    """A container in the pod's pid namespace exits while a child it
+    started keeps running (reparented to the pause process).  containerd's
+    shim then calls the runtime's `kill --all <id> 9` on the stopped
+    container, then `delete`: the child must die and the cgroup go, fast
+    (a node would otherwise hang the pod in Terminating)."""
+    pb = cri.pb
+    parent = layout.new_parent()
+    say("container leaving a child behind in the pod's pid namespace (%s)" % handler)
+    pod, config = run_pod(cri, handler, "orphan-" + handler, parent)
+    try:
+        cid, _, pid = start_container(cri, pod, config, "leaver", ["sh", "-c", "sleep 1000 & exec sleep 1"])
+        procs_file = layout.dir("pids", parent, cid) + "/cgroup.procs"
+
+        def the_child():
+            try:
+                return [int(p) for p in read(procs_file).split() if b"1000" in procs.cmdline(int(p))]
+            except OSError:
+                return []
+
+        check(wait_for(the_child, timeout=5), "the child in the container's cgroup")
+        child = the_child()
+        t0 = time.monotonic()
+        check(wait_for(lambda: cri.rpc("ContainerStatus", container_id=cid, deadline_s=5).status.state
+                       == pb.CONTAINER_EXITED, timeout=5), "leaver reported exited")
+        check(all(gone(p, timeout=3) for p in child), "the child was killed with the container")
+        cri.rpc("StopContainer", container_id=cid, timeout=2, deadline_s=10)
+        cri.rpc("RemoveContainer", container_id=cid, deadline_s=10)
+        took = time.monotonic() - t0
+        check(layout.leftovers(parent, cid) == [], "cgroup left: %s" % layout.leftovers(parent, cid))
+        check(took < 5, "exit to removal took %.1f s" % took)
+        say("  the child died with the container; stop + remove done in %.2f s" % took)
+    finally:
+        cri.rpc("StopPodSandbox", pod_sandbox_id=pod, check=False, deadline_s=10)
+        cri.rpc("RemovePodSandbox", pod_sandbox_id=pod, check=False, deadline_s=10)
+
+
 def propagation_flow(cri, handler, propagation, layout, say=lambda msg: None):
     """A volume with rslave (HOST_TO_CONTAINER) or rshared (BIDIRECTIONAL)
     root propagation: a mount made on the node after the start reaches
@@ -269,6 +306,7 @@ def main(argv):
                ", ".join(sorted(runtimes)), str(args.systemd_cgroup).lower()))
         node.start()
         flows = [(h, "kubelet flow", lambda h=h: kubelet_flow(node, h, layout, say)) for h in sorted(runtimes)]
+        flows += [(h, "orphaned child", lambda h=h: orphan_flow(node, h, layout, say)) for h in sorted(runtimes)]
         for prop in ("PROPAGATION_HOST_TO_CONTAINER", "PROPAGATION_BIDIRECTIONAL"):
             flows += [(h, prop, lambda h=h, p=prop: propagation_flow(node, h, p, layout, say))
                       for h in sorted(runtimes)]

@@ -23,6 +23,19 @@ def pids_with_args(*needles):
     return found
 
 
+def in_net_namespace(inode):
+    """Pids whose network namespace is the one with this inode."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat("/proc/%s/ns/net" % name).st_ino == inode:
+                    found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
 def end(pids, grace=5.0):
     """TERM, then KILL after `grace` seconds, each pid given."""
     for pid in pids:

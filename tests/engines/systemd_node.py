@@ -34,6 +34,7 @@ CAP_NAMES = (
 )
 SIGRTMIN_3 = 37  # systemd's "halt" request
 SYSTEMD = "/lib/systemd/systemd"
+UNIFIED = "/sys/fs/cgroup/unified"  # the hybrid host's cgroup2 hierarchy
 
 
 def missing_tools():
@@ -61,7 +62,50 @@ def make_rootfs(rootfs, binds):
         os.makedirs(os.path.join(rootfs, d), exist_ok=True)
 
 
-def node_config(binds, shared, cgroups_path):
+def unmounted_controllers():
+    """Enabled v1 controllers no hierarchy of the host mounts.  systemd
+    would mount each in the node; a hierarchy made that way does not exist
+    on the host, the node's cgroup namespace is rooted at its global root,
+    and everything made there (and the hierarchy itself, while it has
+    children) would outlive the node for every process on the machine
+    (containerd then fails to load a task's cgroups)."""
+    with open("/proc/cgroups") as f:
+        enabled = [line.split()[0] for line in f if not line.startswith("#") and line.split()[3] == "1"]
+    mounted = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            right = line.split(" - ", 1)[1].split()
+            if right[0] == "cgroup":
+                mounted.update(right[2].split(","))
+    return [c for c in enabled if c not in mounted]
+
+
+def controller_placeholders(controllers):
+    """Where systemd would mount them (net_cls and net_prio together, as it
+    does): an empty read-only tmpfs there reads as "already mounted"."""
+    names = set(controllers)
+    if {"net_cls", "net_prio"} <= names:
+        names -= {"net_cls", "net_prio"}
+        names.add("net_cls,net_prio")
+    return sorted(names)
+
+
+def cgroup_mounts(cgroups_path, unified):
+    """The node's /sys/fs/cgroup: v1 (the host's layout; placeholders keep
+    systemd from mounting the controllers the host lacks), or with
+    `unified` only the host's cgroup2 hierarchy, the node's own cgroup there
+    bound read-write: systemd then runs in unified (v2) mode."""
+    if unified:
+        return [{"destination": "/sys/fs/cgroup", "type": "bind", "source": UNIFIED + cgroups_path,
+                 "options": ["rbind", "rw", "nosuid", "nodev", "noexec"]}]
+    return [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "rw"]}] + [
+        {"destination": "/sys/fs/cgroup/" + name, "type": "tmpfs", "source": "none",
+         "options": ["ro", "nosuid", "nodev", "noexec", "size=4k"]}
+        for name in controller_placeholders(unmounted_controllers())]
+
+
+def node_config(binds, shared, cgroups_path, unified=False):
     caps = host_caps()
     tmpfs = lambda dest, mode="755": {"destination": dest, "type": "tmpfs", "source": "tmpfs",
                                       "options": ["nosuid", "nodev", "mode=" + mode]}
@@ -88,8 +132,7 @@ def node_config(binds, shared, cgroups_path):
              "options": ["nosuid", "noexec", "nodev"]},
             {"destination": "/sys", "type": "sysfs", "source": "sysfs",
              "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "rw"]},
+        ] + cgroup_mounts(cgroups_path, unified) + [
             tmpfs("/run"), tmpfs("/tmp", "1777"), tmpfs("/var"),
         ] + [{"destination": b, "type": "bind", "source": b, "options": ["rbind", "ro"]}
              for b in binds] + [
@@ -104,8 +147,9 @@ def node_config(binds, shared, cgroups_path):
 
 
 class Node:
-    def __init__(self, workdir, pyrunc, cgroups_path, cid="pyrunc-node", binds=()):
+    def __init__(self, workdir, pyrunc, cgroups_path, cid="pyrunc-node", binds=(), unified=False):
         self.cgroups_path = cgroups_path
+        self.unified = unified
         self.extra_binds = list(binds)
         self.booted = False
         self.dir = os.path.join(str(workdir), "node")
@@ -141,7 +185,7 @@ class Node:
         make_rootfs(os.path.join(bundle, "rootfs"), binds + ["/shared"])
         os.makedirs(self.shared, exist_ok=True)
         with open(os.path.join(bundle, "config.json"), "w") as f:
-            json.dump(node_config(binds, self.shared, self.cgroups_path), f)
+            json.dump(node_config(binds, self.shared, self.cgroups_path, self.unified), f)
         with open(self.log, "wb") as out:
             r = subprocess.run([self.pyrunc, "--root", self.root, "create", "--bundle", bundle,
                                 self.cid], stdin=subprocess.DEVNULL, stdout=out, stderr=out,

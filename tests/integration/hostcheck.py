@@ -17,8 +17,9 @@ def cgroup_dirs(cgroups_path):
 
 
 def member_pids(cgroups_path):
-    """Processes whose /proc/<pid>/cgroup places them at or below
-    `cgroups_path` in any hierarchy."""
+    """Live processes whose /proc/<pid>/cgroup places them at or below
+    `cgroups_path` in any hierarchy (a zombie, until its parent reaps it,
+    still names its last cgroup but holds nothing)."""
     rel = "/" + cgroups_path.strip("/")
     out = []
     for pid in os.listdir("/proc"):
@@ -32,7 +33,8 @@ def member_pids(cgroups_path):
         for line in text.splitlines():
             path = line.split(":", 2)[-1]
             if path == rel or path.startswith(rel + "/"):
-                out.append(int(pid))
+                if is_alive(int(pid)):
+                    out.append(int(pid))
                 break
     return out
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import TEST_CGROUP_PARENT, needs_root
+from conftest import needs_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CRIU = os.environ.get("PYRUNC_TEST_CRIU") or os.path.join(REPO, "..", "shared", "tools", "criu", "criu")
@@ -88,6 +88,36 @@ def assert_nothing_left(runtime, cid, bundle):
     assert not os.path.exists(os.path.join(runtime.root, cid))
     assert existing_cgroups(bundle) == []
     assert criu_root_mounts() == []
+
+
+def describe(pids):
+    out = []
+    for pid in pids:
+        try:
+            with open("/proc/%s/status" % pid) as f:
+                st = {k: v.strip() for k, v in (l.split(":", 1) for l in f if ":" in l)}
+            with open("/proc/%s/cgroup" % pid) as f:
+                cg = [l.strip() for l in f if ":memory:" in l]
+            out.append((pid, st.get("State"), st.get("PPid"), st.get("NSpid"), cg))
+        except OSError as e:
+            out.append((pid, str(e)))
+    return out
+
+
+def assert_no_new_counters(before, grace=5.0):
+    """No counter shell that was not there before stays: CRIU kills a tree
+    it failed to restore, and a dying task may be seen for a moment."""
+    deadline = time.monotonic() + grace
+    while counter_pids() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = counter_pids() - before
+    assert left == set(), describe(left)
+
+
+def counter_pids():
+    """Counter shells (ours: their loop writes /dev/shm/count) on the host."""
+    out = subprocess.run(["pgrep", "-f", "echo \\$i > /dev/shm/count"], capture_output=True, text=True).stdout
+    return set(out.split())
 
 
 def one_line_error(p):
@@ -278,6 +308,49 @@ def test_restore_with_console_socket(bundle, runtime, tmp_path):
         os.close(m2)
 
 
+def test_foreground_restore_proxies_the_terminal(bundle, runtime, tmp_path):
+    """restore without -d of a terminal container: pyrunc gets CRIU's new
+    pty master and proxies the user's terminal, as a foreground run does."""
+    import fcntl
+    import termios
+
+    def cfg(c):
+        c["process"]["terminal"] = True
+        c["process"]["args"] = ["sh"]
+    bundle.update(cfg)
+    cid = runtime.new_id()
+    cs1 = ConsoleSocket(tmp_path / "c1.sock")
+    runtime("run", "-d", "--console-socket", cs1.path, "-b", bundle.path, cid)
+    m1 = cs1.receive()
+    cs1.close()
+    os.write(m1, b"X=6; echo set-$X\n")
+    read_until(m1, "set-6")
+    img = str(tmp_path / "img")
+    cr(runtime, "checkpoint", "--image-path", img, cid)
+    os.close(m1)
+
+    master, slave = os.openpty()
+
+    def child_setup():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    p = subprocess.Popen(runtime.cmd("--criu", CRIU, "restore", "--image-path", img, "-b", bundle.path, cid),
+                         stdin=slave, stdout=slave, stderr=slave, preexec_fn=child_setup)
+    try:
+        os.write(master, b"echo got-$((X*7))\n")
+        read_until(master, "got-42")
+        os.write(master, b"exit 5\n")
+        assert p.wait(timeout=30) == 5
+        assert_nothing_left(runtime, cid, bundle)  # deleted once it exited
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        os.close(slave)
+
+
 # -- mounts and cgroups --------------------------------------------------------
 
 def test_bind_mounts_and_masked_paths_survive(bundle, runtime, tmp_path):
@@ -392,6 +465,30 @@ def test_network_namespace_joined_by_path(bundle, runtime, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.skipif(shutil.which("runc") is None, reason="runc not installed (apt-get install runc)")
+def test_restore_of_a_checkpoint_runc_made(bundle, runtime, tmp_path):
+    """Moving from runc: a container runc checkpointed comes back under
+    pyrunc (runc names its masks' /dev/null binds as external mounts)."""
+    counter(bundle)
+    cid = runtime.new_id()
+    runc = ["runc", "--root", str(tmp_path / "runc-root"), "--criu", CRIU]
+    subprocess.run(runc + ["run", "-d", "-b", bundle.path, cid], check=True, timeout=60,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        out = subprocess.run(runc + ["exec", cid, "cat", "/dev/shm/count"], capture_output=True, text=True).stdout
+        if out.strip().isdigit() and int(out) > 20:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    img = str(tmp_path / "img")
+    subprocess.run(runc + ["checkpoint", "--image-path", img, cid], check=True, timeout=60)
+    cr(runtime, "restore", "-d", "--image-path", img, "-b", bundle.path, cid)
+    assert runtime.state(cid)["status"] == "running"
+    assert count(runtime, cid) > 20
+    assert runtime("exec", cid, "cat", "/proc/keys").stdout == ""  # still masked
 
 
 def test_checkpoint_restore_twice(bundle, runtime, tmp_path):
@@ -551,11 +648,11 @@ def test_failed_restore_leaves_nothing(bundle, runtime, tmp_path):
     cr(runtime, "checkpoint", "--image-path", str(img), cid)
     for f in img.glob("pages-*.img"):
         f.unlink()
+    before = counter_pids()  # the checkpointed counter is gone by now
     p = cr(runtime, "restore", "-d", "--image-path", str(img), "-b", bundle.path, cid, check=False)
     assert "restore.log" in one_line_error(p)
     assert_nothing_left(runtime, cid, bundle)
-    leftover = subprocess.run(["pgrep", "-f", "echo \\$i > /dev/shm/count"], capture_output=True, text=True)
-    assert leftover.stdout == ""
+    assert_no_new_counters(before)
 
 
 def test_restore_killed_half_way_is_cleaned_by_delete(bundle, runtime, tmp_path):
@@ -570,6 +667,7 @@ def test_restore_killed_half_way_is_cleaned_by_delete(bundle, runtime, tmp_path)
     img = str(tmp_path / "img")
     cr(runtime, "checkpoint", "--image-path", img, cid)
     armed.touch()  # the hook blocks at restore only
+    before = counter_pids()  # the checkpointed counter is gone by now
     p = subprocess.Popen(runtime.cmd("--criu", CRIU, "restore", "-d", "--image-path", img, "-b", bundle.path, cid),
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -583,8 +681,25 @@ def test_restore_killed_half_way_is_cleaned_by_delete(bundle, runtime, tmp_path)
         os.kill(int(marker.read_text()), 9)  # the hook's sleep, orphaned
     runtime("delete", "--force", cid)
     assert_nothing_left(runtime, cid, bundle)
-    leftover = subprocess.run(["pgrep", "-f", "echo \\$i > /dev/shm/count"], capture_output=True, text=True)
-    assert leftover.stdout == ""
+    assert_no_new_counters(before)
+
+
+def test_failing_prestart_hook_fails_restore(bundle, runtime, tmp_path):
+    """A prestart hook that fails at restore fails it (a fatal kind, as at
+    create): CRIU is told no, its half-restored tree dies, nothing stays."""
+    armed = tmp_path / "armed"
+    bundle.update(lambda c: c.update(hooks={"prestart": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "[ -e %s ] && exit 3; exit 0" % armed]}]}))
+    cid = start_counter(bundle, runtime)
+    wait_count(runtime, cid, 2)
+    img = str(tmp_path / "img")
+    cr(runtime, "checkpoint", "--image-path", img, cid)
+    armed.touch()
+    before = counter_pids()  # the checkpointed counter is gone by now
+    p = cr(runtime, "restore", "-d", "--image-path", img, "-b", bundle.path, cid, check=False)
+    assert "prestart" in one_line_error(p)
+    assert_nothing_left(runtime, cid, bundle)
+    assert_no_new_counters(before)
 
 
 def test_checkpoint_refuses_a_created_container(bundle, runtime, tmp_path):
@@ -695,3 +810,36 @@ def test_podman_container_checkpoint_and_restore(podman_cr):
             assert time.monotonic() < deadline
     finally:
         pm.podman("rm", "--force", "--time", "0", n, check=False)
+
+
+def test_podman_checkpoint_export_and_import_as_a_new_container(podman_cr, tmp_path):
+    """Live migration's path: `checkpoint --export` to an archive, the
+    container removed, `restore --import` as a new one (new id, new rootfs)."""
+    from engines.fixtures import IMAGE_NAME
+
+    pm = podman_cr
+    n, n2 = "ex-" + os.urandom(3).hex(), "im-" + os.urandom(3).hex()
+    archive = str(tmp_path / "cp.tar.gz")
+    pm.podman("run", "-d", "--name", n, *pm.run_args(), IMAGE_NAME, "sh", "-c", COUNTER % "/tmp/count")
+    try:
+        def podman_count(name):
+            for _ in range(50):
+                out = pm.podman("exec", name, "cat", "/tmp/count", check=False).stdout.strip()
+                if out.isdigit():
+                    return int(out)
+                time.sleep(0.05)
+            raise AssertionError("no count")
+
+        deadline = time.monotonic() + 20
+        while podman_count(n) < 50:
+            assert time.monotonic() < deadline
+        p = pm.podman("container", "checkpoint", "--export", archive, n, check=False, timeout=120)
+        assert p.returncode == 0, p.stderr
+        pm.podman("rm", "--force", n)
+        p = pm.podman("container", "restore", "--import", archive, "--name", n2, check=False, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert pm.inspect(n2, "{{.State.Status}}") == "running"
+        assert podman_count(n2) >= 50
+    finally:
+        pm.podman("rm", "--force", "--time", "0", n, check=False)
+        pm.podman("rm", "--force", "--time", "0", n2, check=False)

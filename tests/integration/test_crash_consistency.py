@@ -88,13 +88,28 @@ def _kill_create(runtime, bundle, cid, when):
     proc.wait()
 
 
-def test_sigkill_create_anywhere_then_delete_force(bundle, runtime):
+def _no_mount_ns(cfg):
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "mount"]
+    # runc's rule: masks need a mount namespace of the container's own
+    cfg["linux"].pop("maskedPaths", None)
+    cfg["linux"].pop("readonlyPaths", None)
+
+
+@pytest.mark.parametrize("mount_ns", ["own", "none"])
+def test_sigkill_create_anywhere_then_delete_force(mount_ns, bundle, runtime):
+    """'own': >= 100 points.  'none': the container mounts in the host's
+    mount namespace, under its rootfs (journalled as mounts_under)."""
     bundle.set_args("sleep", "1004")
     base_cg = bundle.config["linux"]["cgroupsPath"]
-    points = [("time", ms) for ms in TIME_POINTS_MS]
     probe = _artefacts(runtime.root, "probe", "/x")
-    points += [("artefact", i) for i in range(len(probe))] * 2
-    assert len(points) >= 100
+    if mount_ns == "own":
+        points = [("time", ms) for ms in TIME_POINTS_MS]
+        points += [("artefact", i) for i in range(len(probe))] * 2
+        assert len(points) >= 100
+    else:
+        bundle.update(_no_mount_ns)
+        points = [("time", ms) for ms in TIME_POINTS_MS[::3]]
+        points += [("artefact", i) for i in range(len(probe))]
     failures = []
     started = time.monotonic()
     for n, (kind, arg) in enumerate(points):
@@ -134,3 +149,77 @@ def test_journal_names_dirs_before_they_exist(bundle, runtime):
     assert {"/sys/fs/cgroup/%s%s" % (h, cg) for h in hierarchies} <= set(recorded)
     assert runtime("delete", "--force", cid, check=False).returncode == 0
     assert cgroup_dirs(cg) == []
+
+
+def test_no_mount_namespace_mounts_are_detached(bundle, runtime):
+    """Without a mount namespace the config's mounts land in the host's,
+    under the rootfs: delete detaches them (runc 1.1.5 leaves them)."""
+    bundle.update(_no_mount_ns)
+    bundle.set_args("sleep", "1007")
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    with open("/proc/self/mountinfo") as f:
+        assert any(bundle.rootfs + "/proc" in line for line in f)
+    runtime("delete", "--force", cid)
+    assert leftovers(runtime.root, cid, bundle.config["linux"]["cgroupsPath"], bundle.path) == []
+
+
+def test_delete_is_bounded_and_says_what_stays(bundle, runtime, tmp_path):
+    """A cgroup directory that cannot be removed (a mount on a sub-cgroup
+    makes rmdir EBUSY): delete --force ends in bounded time with one line
+    naming it, keeps the state entry, and a later delete --force finishes
+    the job."""
+    bundle.set_args("sleep", "1009")
+    cg = bundle.config["linux"]["cgroupsPath"]
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    pid = runtime.state(cid)["pid"]
+    pinned = [d for d in cgroup_dirs(cg) if "/pids/" in d][0] + "/pinned"
+    os.mkdir(pinned)
+    (tmp_path / "empty").mkdir()
+    subprocess.run(["mount", "--bind", str(tmp_path / "empty"), pinned], check=True)
+    try:
+        started = time.monotonic()
+        p = runtime("delete", "--force", cid, check=False)
+        assert time.monotonic() - started < 5
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert p.returncode == 1 and len(lines) == 1, p.stderr
+        assert "left in place" in lines[0] and pinned in lines[0] and "busy" in lines[0], lines[0]
+        assert not os.path.exists("/proc/%d" % pid) or not _alive(pid)
+        assert runtime.state(cid)["status"] == "stopped"  # kept for another try
+    finally:
+        subprocess.run(["umount", pinned], check=True)
+    runtime("delete", "--force", cid)
+    assert leftovers(runtime.root, cid, cg, bundle.path) == []
+
+
+def _alive(pid):
+    from hostcheck import is_alive
+
+    return is_alive(pid)
+
+
+def test_sigkill_delete_anywhere_then_delete_force(bundle, runtime):
+    """delete itself killed at any instant (while it kills, removes cgroups,
+    or removes the state directory's files): the next delete --force
+    finishes the job."""
+    bundle.set_args("sh", "-c", "sleep 1013 & exec sleep 1014")
+    base_cg = bundle.config["linux"]["cgroupsPath"]
+    failures = []
+    for n in range(24):
+        cid = "d%03d" % n
+        cg = "%s/%03d" % (base_cg, n)
+        bundle.update(lambda c: c["linux"].update(cgroupsPath=cg))
+        runtime("run", "-d", "-b", bundle.path, cid)
+        proc = subprocess.Popen(runtime.cmd("delete", "--force", cid), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(n * 0.001)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        p = runtime("delete", "--force", cid, check=False)
+        if p.returncode != 0:
+            failures.append("%d ms: second delete --force exited %d: %s" % (n, p.returncode, p.stderr.strip()))
+        left = leftovers(runtime.root, cid, cg, bundle.path)
+        if left:
+            failures.append("%d ms: %s" % (n, left))
+    assert failures == [], "\n".join(failures)

@@ -42,7 +42,10 @@ def damage(kind, state_path, other):
         "other_pid_and_start": json.dumps(dict(rec, pid=other.pid, init_start=_start_time(other.pid))).encode(),
         "null": b"null",
         "missing": None,
+        "missing_and_no_journal": None,  # only config.json's implied cgroups are left to go by
     }[kind]
+    if kind == "missing_and_no_journal":
+        os.unlink(os.path.join(os.path.dirname(state_path), "journal.json"))
     if data is None:
         os.unlink(state_path)
     else:
@@ -51,7 +54,7 @@ def damage(kind, state_path, other):
 
 
 KINDS = ["empty", "truncated", "garbage", "list", "wrong_types", "other_pid", "other_pid_and_start",
-         "null", "missing"]
+         "null", "missing", "missing_and_no_journal"]
 LYING = ("other_pid", "other_pid_and_start")  # well-formed, but the pid names another process
 
 
@@ -142,3 +145,55 @@ def test_damaged_state(kind, bundle, runtime, other_process, tmp_path):
     runtime("delete", "--force", neighbour)
     assert leftovers(runtime.root, cid, cg) == []
     assert cgroup_dirs(cg) == []
+
+
+def test_init_moved_below_its_cgroup_still_runs(bundle, runtime):
+    """state checks that the init is in the container's cgroup (a pid and
+    start time alone could be forged), also when the init moved itself
+    below it, as systemd does (init.scope)."""
+    bundle.set_args("sleep", "1008")
+    cg = bundle.config["linux"]["cgroupsPath"]
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    pid = runtime.state(cid)["pid"]
+    for d in cgroup_dirs(cg):
+        os.mkdir(d + "/init.scope")
+        for name in ("cpuset.cpus", "cpuset.mems"):  # a new cpuset is empty
+            if os.path.exists(d + "/" + name):
+                with open(d + "/" + name) as src, open(d + "/init.scope/" + name, "w") as dst:
+                    dst.write(src.read())
+        with open(d + "/init.scope/cgroup.procs", "w") as f:
+            f.write(str(pid))
+    assert runtime.state(cid)["status"] == "running"
+    runtime("delete", "--force", cid)
+    assert not is_alive(pid)
+    assert leftovers(runtime.root, cid, cg) == []
+
+
+def test_record_naming_dirs_outside_cgroupfs_is_not_obeyed(bundle, runtime, tmp_path):
+    """A state.json whose cgroup record names ordinary directories (with a
+    cgroup.procs listing a process of ours): delete --force neither
+    removes them nor signals that process; the container's real cgroups
+    (from the journal) are still emptied and removed."""
+    bundle.set_args("sleep", "1010")
+    cg = bundle.config["linux"]["cgroupsPath"]
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    bait = tmp_path / "not-a-cgroup"
+    (bait / "child").mkdir(parents=True)
+    other = subprocess.Popen(["sleep", "300"])
+    try:
+        (bait / "cgroup.procs").write_text("%d\n" % other.pid)
+        path = os.path.join(runtime.root, cid, "state.json")
+        with open(path) as f:
+            rec = json.load(f)
+        rec["cgroup"] = dict(rec["cgroup"], paths={"pids": str(bait)}, created=[str(bait), str(bait / "child")])
+        with open(path, "w") as f:
+            json.dump(rec, f)
+        runtime("delete", "--force", cid)
+        assert bait.is_dir() and (bait / "child").is_dir()
+        assert is_alive(other.pid)
+        assert leftovers(runtime.root, cid, cg) == []
+    finally:
+        other.kill()
+        other.wait()

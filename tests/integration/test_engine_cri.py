@@ -42,7 +42,8 @@ def cri(tmp_path_factory):
         yield node
     finally:
         node.stop()
-    # Nothing may survive: shims, mounts, the daemon's files.
+    # Nothing may survive: shims, pods, mounts, the daemon's files.
+    assert node.leftover_pids == [], "processes outlived their pods: %s" % node.leftover_pids
     assert procs.pids_with_args(b"-address", node.sock.encode()) == []
     assert procs.mounts_under(node.base) == []
     assert not os.path.exists(node.base)
@@ -60,6 +61,16 @@ def test_kubelet_flow(cri, layout, handler):
     from engines.cri_flow import kubelet_flow
 
     kubelet_flow(cri, handler, layout)
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_container_leaving_a_child_in_the_pod(cri, layout, handler):
+    """issue 15's report: the child keeps the cgroup busy after the
+    container's main process exits; Stop/RemoveContainer must still end
+    it (runtime `kill --all` on a stopped container, then `delete`)."""
+    from engines.cri_flow import orphan_flow
+
+    orphan_flow(cri, handler, layout)
 
 
 @pytest.mark.parametrize("handler", HANDLERS)

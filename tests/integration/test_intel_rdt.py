@@ -258,3 +258,23 @@ def test_update_refusals(bundle, runtime, rdt, info, args, message):
     assert steps[0]["rc"] == 0 and steps[2]["rc"] == 0, steps
     assert steps[1]["rc"] == 1 and message in steps[1]["stderr"], steps[1]
     assert all("MB:0=40" not in w[1] for w in writes), writes
+
+
+def test_sigkill_the_instant_a_group_appears(bundle, runtime):
+    """create killed the moment its resctrl group (or MON group) directory
+    exists, before state.json could record it: the write-ahead journal
+    named it first, so delete --force removes it (issue 17)."""
+    set_rdt(bundle, {"enableMonitoring": True})
+    steps = []
+    for i in range(6):
+        cid = "rdt%d" % i
+        path = "/sys/fs/resctrl/%s" % cid + ("/mon_groups/%s" % cid if i % 2 else "")
+        create = pyrunc(runtime, "create", "-b", bundle.path, cid)
+        steps.append("%s >/dev/null 2>&1 & P=$!; while [ ! -d %s ] && kill -0 $P 2>/dev/null; do :; done; "
+                     "kill -9 $P; wait $P; true" % (create, path))
+        steps.append(pyrunc(runtime, "delete", "--force", cid))
+    out, _ = in_standin(steps)
+    for step in out[1::2]:
+        assert step["rc"] == 0, step
+    assert groups(out[-1]["tree"]) == []
+    assert os.listdir(runtime.root) == []

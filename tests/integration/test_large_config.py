@@ -8,10 +8,7 @@ faster than 4x.  The annotation must come back intact from `state`.
 """
 import json
 import os
-import subprocess
 import time
-
-import pytest
 
 from conftest import needs_root
 

@@ -302,3 +302,244 @@ def test_kill_all_after_the_container_stopped(bundle, runtime):
         time.sleep(0.05)
     assert runtime("kill", "-a", cid, "0").returncode == 0
     assert runtime("kill", cid, "0", check=False).returncode == 1  # the init alone: not running
+
+
+def test_start_container_hook_runs_as_the_process_seccomp_included(bundle, runtime, tmp_path):
+    """runc runs startContainer hooks after the process's user, capabilities
+    and seccomp filter are in place: the hook can do no more than the
+    process will."""
+    def cfg(c):
+        c["process"]["args"] = ["true"]
+        c["process"]["terminal"] = False
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                 "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]}
+        c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/foo"]}]}
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode != 0
+    assert "error running hook #0 (startContainer, /bin/sh)" in p.stderr, p.stderr
+    assert "bad system call" in p.stderr, p.stderr
+
+
+def test_start_container_hook_runs_as_the_process_user(bundle, runtime):
+    os.chmod(os.path.join(bundle.rootfs, "tmp"), 0o1777)
+
+    def cfg(c):
+        c["root"]["readonly"] = False
+        c["process"]["user"] = {"uid": 1000, "gid": 1000}
+        c["process"]["args"] = ["cat", "/tmp/hook-id"]
+        c["process"]["terminal"] = False
+        c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "id -u > /tmp/hook-id"]}]}
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "1000"
+
+
+# -- seccomp: a syscall the profile does not know ----------------------------
+
+PROBE_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+static int rc(long r) { return r < 0 ? -errno : (int)r; }
+int main(void) {
+    printf("%d %d %d\n", rc(syscall(1000, 0, 0, 0)), rc(syscall(SYS_getpid)) > 0, rc(syscall(SYS_unshare, 0)));
+    return 0;
+}
+"""
+
+
+def _static_probe(rootfs, tmp_path):
+    import shutil
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed: the probe is a static C program")
+    src = tmp_path / "probe.c"
+    src.write_text(PROBE_C)
+    p = subprocess.run(["gcc", "-static", "-O0", "-o", os.path.join(rootfs, "probe"), str(src)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip("cannot link a static probe here (libc6-dev missing?): %s" % p.stderr[-300:])
+
+
+@pytest.mark.parametrize("default,expected_unknown", [
+    ("SCMP_ACT_ERRNO", "-38"),   # above every syscall the profile names: ENOSYS
+    ("SCMP_ACT_ALLOW", "-38"),   # allowed through: the kernel's own ENOSYS
+])
+def test_seccomp_unknown_syscall_gets_enosys(bundle, runtime, tmp_path, default, expected_unknown):
+    _static_probe(bundle.rootfs, tmp_path)
+    allowed = ["read", "write", "openat", "close", "fstat", "newfstatat", "exit_group", "exit", "execve",
+               "brk", "arch_prctl", "mmap", "munmap", "mprotect", "getppid", "set_tid_address",
+               "set_robust_list", "rseq", "prlimit64", "readlink", "uname", "getrandom", "futex",
+               "rt_sigaction", "rt_sigprocmask", "capget", "capset", "prctl", "setresuid", "setresgid",
+               "setgroups", "chdir", "getcwd", "fchown", "ioctl", "lseek", "dup2", "dup3", "fcntl",
+               "poll", "getpid", "gettid", "clock_gettime", "pipe2", "wait4", "kill", "memfd_create"]
+
+    def cfg(c):
+        c["process"]["args"] = ["/probe"]
+        c["process"]["terminal"] = False
+        rules = [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        if default != "SCMP_ACT_ALLOW":
+            rules.insert(0, {"names": allowed, "action": "SCMP_ACT_ALLOW"})
+        c["linux"]["seccomp"] = {"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64"],
+                                 "syscalls": rules}
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    unknown, ppid_ok, unshare = p.stdout.split()
+    assert unknown == expected_unknown
+    assert ppid_ok == "1"
+    assert unshare == "-1"  # EPERM: a named syscall keeps its rule
+
+
+def test_runcs_mount_flags_are_flags_not_filesystem_data(bundle, runtime):
+    """acl, iversion, silent (and their no- forms) are mount flags in runc's
+    table; passed on as tmpfs data they made the mount fail."""
+    def cfg(c):
+        c["mounts"].append({"destination": "/flags", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["silent", "acl", "iversion", "noiversion", "loud", "noacl"]})
+        c["process"]["args"] = ["sh", "-c", "grep ' /flags ' /proc/self/mountinfo"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert " /flags " in p.stdout
+
+
+# -- the two validation modes, on real containers ----------------------------
+
+def test_features_says_which_validation_applies(runtime):
+    lenient = json.loads(runtime("features").stdout)["annotations"]["io.github.pyrunc.validation"]
+    strict = json.loads(runtime("--strict", "features").stdout)["annotations"]["io.github.pyrunc.validation"]
+    assert lenient.startswith("runc:") and strict.startswith("strict:")
+
+
+@pytest.mark.parametrize("value,shared", [("rshared", True), ("rprivate", False), ("rslave", False)])
+def test_rootfs_propagation_runc_values_run(bundle, runtime, value, shared):
+    """containerd's CRI writes rprivate/rslave/rshared: the container runs,
+    with the propagation applied to every mount under its root (the
+    recursive flag), and the one warning names the field."""
+    def cfg(c):
+        c["linux"]["rootfsPropagation"] = value
+        c["process"]["args"] = ["sh", "-c", "cat /proc/self/mountinfo"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("level=warning") == 1
+    assert 'linux.rootfsPropagation: \\"%s\\" is not a spec value; taken as runc takes it' % value in p.stderr
+    tagged = ["shared:" in line for line in p.stdout.splitlines()]
+    assert all(tagged) if shared else not any(tagged), p.stdout
+    p = runtime("--strict", "run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert p.returncode == 1 and "linux.rootfsPropagation" in p.stderr and "is not one of" in p.stderr
+
+
+def test_device_access_rwa_runs_and_means_rw(bundle, runtime, tmp_path):
+    import stat
+
+    os.mknod(os.path.join(bundle.rootfs, "testdev"), 0o666 | stat.S_IFCHR, os.makedev(240, 0))
+
+    def cfg(c):
+        c["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"},
+                                              {"allow": True, "type": "c", "major": 240, "minor": 0,
+                                               "access": "rwa"}]
+        c["process"]["args"] = ["sh", "-c", "cat /testdev"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    # allowed by the cgroup: the open reaches the (absent) driver
+    assert "No such device or address" in p.stderr, p.stderr
+    assert 'linux.resources.devices[1].access: \\"rwa\\" taken as \\"rw\\"' in p.stderr
+    p = runtime("--strict", "run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert p.returncode == 1 and "linux.resources.devices[1].access" in p.stderr
+
+
+def test_unknown_capability_dropped_container_runs(bundle, runtime):
+    def cfg(c):
+        for k in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][k] = ["CAP_KILL", "CAP_NOT_A_CAPABILITY"]
+        c["process"]["args"] = ["sh", "-c", "grep CapBnd /proc/self/status"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout.split()[1], 16) == 1 << 5  # CAP_KILL alone
+    assert p.stderr.count("ignoring unknown capabilities") == 3
+    p = runtime("--strict", "run", "-b", bundle.path, runtime.new_id(), check=False)
+    assert p.returncode == 1 and "unknown capability" in p.stderr
+
+
+def test_userns_bind_source_in_a_directory_only_root_may_enter(bundle, runtime):
+    """runc opens bind sources before the switch to the user namespace's
+    root: a relative source (the bundle's) below a 0700 directory of the
+    host's root works, with its options (ro)."""
+    from test_userns import HOST_BASE, chown_tree, let_unprivileged_traverse
+
+    let_unprivileged_traverse(bundle.rootfs)
+    chown_tree(bundle.rootfs, HOST_BASE, HOST_BASE)
+    hidden = os.path.join(bundle.path, "source-inaccessible")
+    os.makedirs(os.path.join(hidden, "dir"))
+    with open(os.path.join(hidden, "dir", "foo.txt"), "w") as f:
+        f.write("seen\n")
+    os.chmod(hidden, 0o700)
+
+    def cfg(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
+        c["mounts"].append({"destination": "/tmp/m1", "source": "source-inaccessible/dir",
+                            "options": ["bind", "ro"]})
+        c["process"]["args"] = ["sh", "-c", "cat /tmp/m1/foo.txt; touch /tmp/m1/x 2>/dev/null || echo ro"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["seen", "ro"], p.stdout
+
+
+def test_exec_sees_the_config_as_create_took_it(bundle, runtime):
+    """The state directory keeps the config as runc's reading made it: exec
+    compiles the container's seccomp filter from it (an errnoRet runc
+    ignores must not fail every exec)."""
+    def cfg(c):
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                 "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_LOG", "errnoRet": 1}]}
+    bundle.update(cfg)
+    cid = start_sleeper(bundle, runtime)
+    p = runtime("exec", cid, "true", check=False)
+    assert p.returncode == 0, p.stderr
+    assert "level=warning" not in p.stderr  # warned once, at create
+
+
+def test_relative_mount_destination_is_inside_the_root(bundle, runtime):
+    def cfg(c):
+        c["mounts"].append({"destination": "scratch", "type": "tmpfs", "source": "tmpfs"})
+        c["process"]["args"] = ["sh", "-c", "grep ' /scratch ' /proc/self/mountinfo | cut -d' ' -f5"]
+        c["process"]["terminal"] = False
+    bundle.update(cfg)
+    p = _run(bundle, runtime)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "/scratch"
+    assert "is not absolute; taken relative to the container's root" in p.stderr
+
+
+def test_start_failure_text_is_runcs(bundle, runtime):
+    bundle.set_args("no-such-binary")
+    p = _run(bundle, runtime)
+    assert p.returncode == 1
+    assert ('pyrunc run failed: unable to start container process: exec: \\"no-such-binary\\": '
+            "executable file not found in $PATH") in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("value", ["private", "rprivate"])
+def test_no_pivot_refuses_a_private_root_as_runc(bundle, runtime, value):
+    bundle.update(lambda c: c["linux"].update(rootfsPropagation=value))
+    bundle.set_args("true")
+    cid = runtime.new_id()
+    p = runtime("run", "--no-pivot", "-b", bundle.path, cid, check=False)
+    assert p.returncode == 1
+    assert "linux.rootfsPropagation: %s is not safe without pivot_root" % value in p.stderr
+    assert runtime("state", cid, check=False).returncode == 1  # nothing made
+    assert runtime("run", "-b", bundle.path, runtime.new_id()).returncode == 0  # with pivot_root: fine

@@ -7,7 +7,7 @@ pid namespace.  As runc does, `kill --all ID 9` kills them and exits 0,
 and `delete` / `delete --force` kill what is left and remove the cgroups
 at once.  Checked from the kernel: /proc/<pid>/cgroup and the hierarchies.
 """
-import json
+import os
 import time
 
 import pytest
@@ -95,3 +95,32 @@ def test_joined_pid_namespace(bundle, runtime):
     assert runtime.state(sandbox)["status"] == "running" and is_alive(sandbox_pid)
     runtime("delete", "--force", sandbox)
     assert cgroup_dirs(sandbox_cg) == []
+
+
+@pytest.mark.parametrize("joined", [False, True], ids=["own-cgroup", "joined-cgroup"])
+def test_delete_force_of_a_paused_container(joined, bundle, runtime):
+    """A paused (frozen) container dies at once on delete --force, also
+    in a cgroup that existed before it (joined: left in place, as runc)."""
+    bundle.set_args("sh", "-c", "sleep 1011 & exec sleep 1012")
+    cg = bundle.config["linux"]["cgroupsPath"]
+    made = []
+    if joined:  # every hierarchy's directory made beforehand (pyrunc fills an empty cpuset)
+        for base in ("/sys/fs/cgroup/" + d for d in sorted(os.listdir("/sys/fs/cgroup"))):
+            if os.path.isdir(base) and not os.path.islink(base):
+                os.makedirs(base + cg)
+                made.append(base + cg)
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    assert _wait(lambda: len(member_pids(cg)) == 2)
+    pids = member_pids(cg)
+    runtime("pause", cid)
+    assert runtime.state(cid)["status"] == "paused"
+    started = time.monotonic()
+    runtime("delete", "--force", cid)
+    assert time.monotonic() - started < 3
+    assert _wait(lambda: not any(is_alive(p) for p in pids))
+    if joined:
+        assert cgroup_dirs(cg) == sorted(made)  # not ours to remove
+        for d in made:
+            os.rmdir(d)
+    assert leftovers(runtime.root, cid, cg) == []

@@ -109,7 +109,7 @@ def unit_gone(node, unit):
     directory of it is left in any hierarchy."""
     state = show(node, unit, "LoadState", "ActiveState")
     dirs = in_node(node, "find %s -maxdepth 4 -type d -name '%s' 2>/dev/null; true" % (CG, unit))
-    return state.get("ActiveState") == "inactive" and dirs == "", (state, dirs)
+    return state == {"LoadState": "not-found", "ActiveState": "inactive"} and dirs == "", (state, dirs)
 
 
 RESOURCES = {
@@ -137,12 +137,15 @@ def test_scope_limits_update_pause_delete(node):
 
     # systemd's view: a delegated transient scope with runc's properties
     props = show(node, unit, "ActiveState", "Delegate", "Transient", "Slice", "MemoryLimit",
-                 "CPUShares", "CPUQuotaPerSecUSec", "TasksMax", "DevicePolicy", "DeviceAllow")
+                 "CPUShares", "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "TasksMax", "DevicePolicy",
+                 "DeviceAllow", "AllowedCPUs", "MemoryAccounting", "CPUAccounting", "TasksAccounting")
     assert props["ActiveState"] == "active" and props["Transient"] == "yes", props
     assert props["Delegate"] == "yes" and props["Slice"] == "system.slice", props
     assert props["MemoryLimit"] == str(64 << 20) and props["CPUShares"] == "512", props
     assert props["CPUQuotaPerSecUSec"] == "250ms" and props["TasksMax"] == "42", props
     assert props["DevicePolicy"] == "strict" and "/dev/char/1:3 rwm" in props["DeviceAllow"], props
+    assert props["CPUQuotaPeriodUSec"] == "100ms" and props["AllowedCPUs"] == "0", props
+    assert props["MemoryAccounting"] == props["CPUAccounting"] == props["TasksAccounting"] == "yes", props
 
     # the kernel's view: the files (systemd's and those written directly)
     assert read(node, "%s/memory/%s/memory.limit_in_bytes" % (CG, scope)) == str(64 << 20)
@@ -159,6 +162,12 @@ def test_scope_limits_update_pause_delete(node):
     assert props == {"MemoryLimit": str(96 << 20), "TasksMax": "77", "CPUShares": "256"}, props
     assert read(node, "%s/memory/%s/memory.limit_in_bytes" % (CG, scope)) == str(96 << 20)
     assert read(node, "%s/pids/%s/pids.max" % (CG, scope)) == "77"
+    # systemd rewrote the device rules meanwhile (frozen around it): the
+    # container runs on and its allowed devices still work
+    assert read(node, "%s/freezer/%s/freezer.state" % (CG, scope)) == "THAWED"
+    assert json.loads(pyrunc(node, "state %s" % cid).stdout)["status"] == "running"
+    assert pyrunc(node, "exec %s sh -c 'echo x >/dev/null && echo fine'" % cid,
+                  stdio="</dev/null").stdout.strip() == "fine"
 
     # pause / resume through the freezer directory pyrunc made
     pyrunc(node, "pause %s" % cid)
@@ -182,6 +191,16 @@ def test_scope_limits_update_pause_delete(node):
     pyrunc(node, "delete %s" % cid)
     gone, why = unit_gone(node, unit)
     assert gone, why
+
+
+def test_node_makes_no_hierarchy_on_the_host(node):
+    """The node's systemd mounts no v1 controller the host lacks (those would
+    be new global hierarchies, left behind with the node's cgroups in them)."""
+    from engines.systemd_node import unmounted_controllers
+
+    with open("/proc/self/cgroup") as f:
+        hierarchies = {c for line in f for c in line.split(":")[1].split(",") if c}
+    assert not hierarchies & set(unmounted_controllers()), hierarchies
 
 
 def test_default_cgroups_path_is_runc_scope_in_system_slice(node):
@@ -208,6 +227,30 @@ def test_own_slice_expands(node):
     pyrunc(node, "delete --force %s" % cid)
     gone, why = unit_gone(node, "cri-%s.scope" % cid)
     assert gone, why
+
+
+def test_annotation_properties_reach_the_unit(node):
+    """org.systemd.property.* annotations become unit properties (runc's
+    behaviour): a ...Sec name is sent as ...USec in microseconds."""
+    cid = "sd-" + uuid.uuid4().hex[:8]
+    unit = "pyrunc-%s.scope" % cid
+
+    def annotate(cfg):
+        cfg["annotations"] = {"org.systemd.property.TimeoutStopSec": "uint64 7",
+                              "org.systemd.property.CollectMode": "'inactive-or-failed'"}
+
+    start(node, cid, make_bundle(node, cid, ["sleep", "300"], "system.slice:pyrunc:%s" % cid, extra=annotate))
+    props = show(node, unit, "TimeoutStopUSec", "CollectMode")
+    assert props == {"TimeoutStopUSec": "7s", "CollectMode": "inactive-or-failed"}, props
+    pyrunc(node, "delete --force %s" % cid)
+    gone, why = unit_gone(node, unit)
+    assert gone, why
+    # a malformed one: one line naming the annotation, nothing made
+    bad = make_bundle(node, cid + "b", ["true"], "system.slice:pyrunc:%sb" % cid,
+                      extra=lambda c: c.update(annotations={"org.systemd.property.Bad-Name": "1"}))
+    r = pyrunc(node, "create --bundle %s %sb" % (bad, cid), check=False, stdio="</dev/null")
+    assert r.returncode != 0 and "annotations[org.systemd.property.Bad-Name]" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and in_node(node, "ls %s" % ROOT, check=False) == ""
 
 
 def test_bad_cgroups_path_refused_nothing_left(node):
@@ -291,3 +334,58 @@ def test_cri_flow_with_systemd_cgroup_in_node(node):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "all steps passed" in r.stdout
     assert in_node(node, "systemctl list-units --all --no-legend 'cri-containerd-*'") == ""
+
+
+@pytest.fixture(scope="module")
+def v2_node(tmp_path_factory):
+    """The node with only the host's cgroup2 hierarchy: systemd in unified
+    mode, pyrunc's systemd driver on its v2 path.  The hybrid host binds
+    every controller to v1, so no limit can be set there: placement,
+    properties, device policy, freezing, kill and removal are checked."""
+    if not is_root():
+        pytest.skip("the node container needs root")
+    from engines.systemd_node import UNIFIED, Node, missing_tools
+
+    if missing_tools():
+        pytest.skip("systemd node needs: apt-get install %s" % " ".join(missing_tools()))
+    if not os.path.exists(UNIFIED + "/cgroup.procs"):
+        pytest.skip("no hybrid cgroup2 hierarchy at %s on this host" % UNIFIED)
+    n = Node(tmp_path_factory.mktemp("sdnode2"), PYRUNC, "%s/node2-%s" % (TEST_CGROUP_PARENT, uuid.uuid4().hex[:8]),
+             unified=True)
+    try:
+        n.start()
+        yield n
+    finally:
+        if n.booted:
+            n.sh("for c in $(%s --root %s list -q); do %s --root %s delete --force $c; done"
+                 % (PYRUNC, ROOT, PYRUNC, ROOT), timeout=120)
+        n.stop()
+
+
+def test_v2_scope_freeze_kill_delete(v2_node):
+    node = v2_node
+    assert in_node(node, "stat -f -c %T /sys/fs/cgroup") == "cgroup2fs"
+    cid = "sd2-" + uuid.uuid4().hex[:8]
+    unit = "pyrunc-%s.scope" % cid
+    bundle = make_bundle(node, cid, ["sleep", "300"], "system.slice:pyrunc:%s" % cid)
+    start(node, cid, bundle)
+    scope = "%s/system.slice/%s" % (CG, unit)
+    pid = json.loads(pyrunc(node, "state %s" % cid).stdout)["pid"]
+    # (the v1 lines are the hybrid host's, which this node does not manage)
+    assert "0::/system.slice/" + unit in in_node(node, "cat /proc/%d/cgroup" % pid).splitlines()
+    props = show(node, unit, "ActiveState", "Delegate", "DevicePolicy", "IOAccounting", "TasksAccounting")
+    assert props == {"ActiveState": "active", "Delegate": "yes", "DevicePolicy": "strict",
+                     "IOAccounting": "yes", "TasksAccounting": "yes"}, props
+
+    pyrunc(node, "pause %s" % cid)
+    assert "frozen 1" in read(node, scope + "/cgroup.events")
+    pyrunc(node, "resume %s" % cid)
+    assert "frozen 0" in read(node, scope + "/cgroup.events")
+
+    pyrunc(node, "exec -d %s sleep 301" % cid, stdio="</dev/null >/dev/null 2>&1")
+    assert len(json.loads(pyrunc(node, "ps --format json %s" % cid).stdout)) == 2
+    pyrunc(node, "kill --all %s 9" % cid)
+    in_node(node, "for i in $(seq 100); do [ -s %s/cgroup.procs ] || exit 0; sleep 0.05; done; exit 1" % scope)
+    pyrunc(node, "delete %s" % cid)
+    gone, why = unit_gone(node, unit)
+    assert gone, why

@@ -178,3 +178,17 @@ def test_quick_bench_run_is_clean(tmp_path):
     workdir = host["meta"]["workdir"]
     assert not os.path.exists(workdir)
     assert not glob.glob("/sys/fs/cgroup/*/%s" % os.path.basename(workdir))
+
+
+def test_update_readme_rewrites_only_between_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n%s\nold table\n%s\nafter\n" % (bench.README_BEGIN, bench.README_END))
+    raw = dict(_raw(30.0, 10.0), view="host", rounds=3)
+    raw["meta"].update(date="D", load_before="1", load_after="2")
+    bench.update_readme(str(readme), bench.readme_block([raw], None))
+    text = readme.read_text()
+    assert text.startswith("intro\n%s\n" % bench.README_BEGIN) and text.endswith("%s\nafter\n" % bench.README_END)
+    assert "old table" not in text and "| run /bin/true, wall [ms] |" in text and "python floor" in text
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit):
+        bench.update_readme(str(readme), ["x"])

@@ -173,7 +173,7 @@ def test_v1_missing_controller_names_field(tmp_path):
     m = V1Manager(paths)
     with pytest.raises(CgroupError, match=r"^linux.resources.network.classID: the net_cls cgroup controller is not mounted"):
         m._apply(Resources.from_dict({"network": {"classID": 1}}))
-    with pytest.raises(CgroupError, match=r"^linux.resources.unified.memory.high: cgroup v1 host"):
+    with pytest.raises(CgroupError, match=r"^linux.resources.unified.memory.high: invalid configuration: cgroup v1 host"):
         m._apply(Resources.from_dict({"unified": {"memory.high": "1"}}))
 
 

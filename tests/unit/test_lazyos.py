@@ -34,3 +34,23 @@ def test_same_functions_as_os():
         assert getattr(lazyos, name) is getattr(os, name) or getattr(lazyos, name) == getattr(os, name), name
     assert lazyos.walk is os.walk and lazyos.environ is os.environ  # the real os, on demand
     assert (lazyos.SEEK_SET, lazyos.SEEK_CUR, lazyos.SEEK_END) == (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END)
+
+
+def test_other_path_names_are_posixpath():
+    assert lazyos.path.islink is posixpath.islink and lazyos.path.sep == "/"
+
+
+def test_cgroup_tree_walks_as_os_walk(tmp_path):
+    """cgroups.fs.cgroup_tree (delete's walk without os) gives os.walk's
+    directories, parents first, not following a symlink."""
+    from pyrunc.cgroups.fs import cgroup_tree
+
+    for d in ("a/b/c", "a/d", "e"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "a" / "f").write_text("")
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    walked = [root for root, _dirs, _files in os.walk(str(tmp_path))]
+    got = list(cgroup_tree(str(tmp_path)))
+    assert sorted(got) == sorted(walked)
+    assert all(got.index(os.path.dirname(d)) < got.index(d) for d in got[1:])
+    assert list(cgroup_tree(str(tmp_path / "missing"))) == []

@@ -38,7 +38,7 @@ def test_mount_plan_in_order_with_flags():
     b.prepare()
     assert k.mounts()[:3] == [
         (None, "/", None, L.MS_SLAVE | L.MS_REC, None),  # nothing propagates back to the host
-        (None, "/b", None, L.MS_PRIVATE, None),  # pivot_root refuses a shared parent
+        (None, ROOT, None, L.MS_PRIVATE, None),  # pivot_root refuses a shared parent mount
         (ROOT, ROOT, "bind", L.MS_BIND | L.MS_REC, None),
     ]
     assert k.mounts()[3:] == [

@@ -211,3 +211,29 @@ def test_strict_rewrites_nothing(warnings):
     before = copy.deepcopy(doc)
     assert validate.validate_config(doc) == before
     assert warnings() == []
+
+
+def test_console_size_missing_a_side(warnings):
+    doc = validate.validate_config(config(process__consoleSize={"height": 24}))
+    assert doc["process"]["consoleSize"] == {"height": 24, "width": 0}
+    assert warnings() == ["config.json: process.consoleSize.width: missing; taken as 0 (not set), as runc does"]
+
+
+def test_seccomp_rules_naming_no_syscall(warnings):
+    sec = {"defaultAction": "SCMP_ACT_ERRNO",
+           "syscalls": [{"names": [], "action": "SCMP_ACT_ALLOW"},
+                        {"action": "SCMP_ACT_ALLOW"},
+                        {"names": ["", "getpid"], "action": "SCMP_ACT_ALLOW"},
+                        {"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    doc = validate.validate_config(config(linux__seccomp=sec))
+    assert doc["linux"]["seccomp"]["syscalls"] == [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+                                                   {"names": ["read"], "action": "SCMP_ACT_ALLOW"}]
+    assert [w.split(": ")[1] for w in warnings()] == ["linux.seccomp.syscalls[0].names",
+                                                      "linux.seccomp.syscalls[1].names",
+                                                      "linux.seccomp.syscalls[2].names"]
+
+
+def test_seccomp_empty_rule_with_unknown_action_still_refused(warnings):
+    sec = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": [], "action": "SCMP_ACT_NOPE"}]}
+    with pytest.raises(ConfigError, match=r"linux.seccomp.syscalls\[0\]"):
+        validate.validate_config(config(linux__seccomp=sec))

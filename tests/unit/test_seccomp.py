@@ -501,7 +501,7 @@ def test_notify_fd_fetched_with_pidfd_getfd_and_sent_to_listener(tmp_path):
 def test_send_to_listener_without_an_agent_is_a_one_line_error(tmp_path):
     r, w = os.pipe()
     try:
-        with pytest.raises(PyruncError, match=r"linux\.seccomp\.listenerPath: connecting .*No such file"):
+        with pytest.raises(PyruncError, match=r"linux\.seccomp\.listenerPath: failed to connect with seccomp agent .*No such file"):
             send_to_listener(r, str(tmp_path / "none.sock"), {"pid": 1})
     finally:
         os.close(r)

@@ -61,6 +61,9 @@ class Job:
     def prepare(self):
         self.k.calls.append(("prepare",))
 
+    def entered(self, entry):
+        self.k.calls.append(("entered",))
+
 
 def ns_spec(*namespaces):
     return Spec({"ociVersion": "1.0.2", "linux": {"namespaces": [dict(n) for n in namespaces]}})
@@ -87,7 +90,7 @@ def test_stage1_new_user_namespace_then_joins_then_unshares_then_forks():
         ("expect", GO), ("prepare",),
         ("set_dumpable", False),
         ("setns", L.CLONE_NEWIPC), ("setns", L.CLONE_NEWNET), ("setns", L.CLONE_NEWNS),  # mount last
-        ("unshare", L.CLONE_NEWPID | L.CLONE_NEWUTS),
+        ("unshare", L.CLONE_NEWPID | L.CLONE_NEWUTS), ("entered",),
         ("setresgid", 0, 0, 0), ("setresuid", 0, 0, 0),
         ("fork",),
     ]

@@ -155,3 +155,23 @@ def test_calls_a_real_bus(private_bus):
         while member != "NameOwnerChanged" or args[0] != "org.pyrunc.Test":
             member, _path, args = bus.next_signal(5)
         assert args[2]
+
+
+def test_annotation_properties_as_runc():
+    got = sd.annotation_props({
+        "org.systemd.property.TimeoutStopSec": "uint64 7",
+        "org.systemd.property.CollectMode": "'inactive-or-failed'",
+        "org.systemd.property.CPUWeight": "@t 42",
+        "org.systemd.property.After": "['a.service', 'b.service']",
+        "org.systemd.property.IgnoreOnIsolate": "true",
+        "other": "x",
+    })
+    assert got == [("After", ("as", ["a.service", "b.service"])),
+                   ("CPUWeight", ("t", 42)),
+                   ("CollectMode", ("s", "inactive-or-failed")),
+                   ("IgnoreOnIsolate", ("b", True)),
+                   ("TimeoutStopUSec", ("t", 7000000))]
+    for bad in ({"org.systemd.property.Bad-Name": "1"}, {"org.systemd.property.Ab": "1"},
+                {"org.systemd.property.TimeoutStopSec": "'x'"}, {"org.systemd.property.Foo": "nope"}):
+        with pytest.raises(ConfigError, match=r"annotations\[org\.systemd\.property\."):
+            sd.annotation_props(bad)
