@@ -248,11 +248,20 @@ def send_fd(sock_fd, fd, data=b"\0"):
 def recv_fd(sock_fd, bufsize=4096):
     """-> (fd or None, data) from one message on `sock_fd` (not closed);
     the fd is close-on-exec; extra fds are closed."""
+    fds, data = recv_fds(sock_fd, bufsize, 8)
+    for extra in fds[1:]:
+        os.close(extra)
+    return (fds[0] if fds else None), data
+
+
+def recv_fds(sock_fd, bufsize=4096, max_fds=16):
+    """-> ([fds], data) from one message on `sock_fd` (not closed), the
+    fds close-on-exec (at most max_fds travel)."""
     import _socket
 
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, sock_fd)
     try:
-        data, anc, _, _ = s.recvmsg(bufsize, _socket.CMSG_SPACE(4 * 8), _socket.MSG_CMSG_CLOEXEC)
+        data, anc, _, _ = s.recvmsg(bufsize, _socket.CMSG_SPACE(4 * max_fds), _socket.MSG_CMSG_CLOEXEC)
     finally:
         s.detach()
     fds = []
@@ -260,6 +269,4 @@ def recv_fd(sock_fd, bufsize=4096):
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             usable = len(payload) - len(payload) % 4
             fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True) for i in range(0, usable, 4)]
-    for extra in fds[1:]:
-        os.close(extra)
-    return (fds[0] if fds else None), data
+    return fds, data

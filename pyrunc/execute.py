@@ -68,20 +68,14 @@ def exec_in(cid, root, request):
     process's exit code; detached, 0."""
     from .container import Container
 
-    check_preserved_fds(request.preserve_fds)  # before any fd of ours exists
+    from .process import check_inherited_fds
+
+    check_inherited_fds(request.preserve_fds, socket_activation=False)  # before any fd of ours exists
     c = Container.load(cid, root)
     cfg = c.dir.read_json("config.json")  # a fresh copy: changed freely below
     doc = process_document(request, cfg)
     request.no_new_keyring = bool(c.record.get("no_new_keyring"))
     return execute(c, doc, request, cfg)
-
-
-def check_preserved_fds(n):
-    for fd in range(3, 3 + max(n, 0)):
-        try:
-            os.fstat(fd)
-        except OSError as e:
-            raise PyruncError("unable to stat preserved-fd %d (of %d): %s" % (fd - 3, n, e.strerror)) from None
 
 
 def process_document(request, cfg):

@@ -193,14 +193,14 @@ def close_fds(first, keep_fd=-1):
         os.closerange(first, 1 << 20)
 
 
-def check_inherited_fds(preserve_fds):
-    """fds the caller passes to the container: socket activation's (when
-    LISTEN_PID names us, as systemd's sd_listen_fds checks) then
-    --preserve-fds more.  Checked before the runtime opens any fd of its
-    own, so none of ours can sit at one of those numbers.  -> the number
-    of socket-activation fds."""
+def check_inherited_fds(preserve_fds, socket_activation=True):
+    """fds the caller passes to the container (create and exec alike):
+    socket activation's (create only, as runc: when LISTEN_PID names us, as
+    systemd's sd_listen_fds checks) then --preserve-fds more.  Checked
+    before the runtime opens any fd of its own, so none of ours can sit at
+    one of those numbers.  -> the number of socket-activation fds."""
     listen = 0
-    if os.environ.get("LISTEN_FDS") and os.environ.get("LISTEN_PID") == str(os.getpid()):
+    if socket_activation and os.environ.get("LISTEN_FDS") and os.environ.get("LISTEN_PID") == str(os.getpid()):
         try:
             listen = max(0, int(os.environ["LISTEN_FDS"]))
         except ValueError:
