@@ -287,7 +287,7 @@ class _Relaxer:
         return False
 
     def errno_ret(self, obj, key, action, path):
-        if key in obj and action.__class__ is str and action not in _ERRNO_ACTIONS:
+        if key in obj and action in _SECCOMP_ACTIONS and action not in _ERRNO_ACTIONS:
             self.warn("%s.%s" % (path, key), "%s returns no errno; ignored, as runc does" % action)
             del obj[key]
 

@@ -122,13 +122,18 @@ def procs(dirpath, recursive=True):
 def cgroup_tree(top):
     """`top` and every directory below it, parents first, as os.walk(top)
     gives them (nothing when `top` cannot be listed; symlinks not
-    followed), with posix's scandir: `delete` need not import os."""
+    followed), with posix's scandir: `delete` need not import os.  A
+    directory whose link count is 2 has no subdirectory (cgroupfs counts
+    them, as traditional filesystems do): it is not listed."""
     stack = [top]
     while stack:
         d = stack.pop()
         try:
-            with os.scandir(d) as entries:
-                subs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+            if os.stat(d).st_nlink == 2:
+                subs = []
+            else:
+                with os.scandir(d) as entries:
+                    subs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
         except OSError:
             continue
         yield d

@@ -107,6 +107,7 @@ def test_exec_pid_file_foreground_relative_to_cwd(bundle, runtime, tmp_path):
 
 
 def test_exec_pid_file_impossible_path_fails_255_and_kills(bundle, runtime, tmp_path):
+    bundle.update(lambda c: c["root"].update(readonly=False))  # the marker must be writable
     cid = start_sleeper(bundle, runtime)
     marker = "/tmp/pyrunc-i12-should-not-exist-%d" % os.getpid()
     p = runtime("exec", "--pid-file", "/non-existent/directory/pid", cid,
