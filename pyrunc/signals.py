@@ -2,10 +2,9 @@
 
 Uses the `_signal` builtin: the `signal` module wraps it in enums, and
 importing `enum` costs ~8 ms on a verb that takes ~15."""
-import os
-
 import _signal
 
+from . import lazyos as os  # os without its import cost (see lazyos): kill parses signals here
 from .errors import PyruncError
 
 NAMES = {n: getattr(_signal, n) for n in dir(_signal)
