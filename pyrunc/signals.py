@@ -7,8 +7,15 @@ import _signal
 from . import lazyos as os  # os without its import cost (see lazyos): kill parses signals here
 from .errors import PyruncError
 
-NAMES = {n: getattr(_signal, n) for n in dir(_signal)
-         if n.startswith("SIG") and not n.startswith("SIG_") and n not in ("SIGRTMIN", "SIGRTMAX")}
+_NAMES = {}
+
+
+def names():
+    """SIG* name -> number (made on first use: only kill parses names)."""
+    if not _NAMES:
+        _NAMES.update((n, getattr(_signal, n)) for n in dir(_signal)
+                      if n.startswith("SIG") and not n.startswith("SIG_") and n not in ("SIGRTMIN", "SIGRTMAX"))
+    return _NAMES
 
 
 def parse_signal(text):
@@ -20,8 +27,8 @@ def parse_signal(text):
     name = text.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
-    if name in NAMES:
-        return NAMES[name]
+    if name in names():
+        return names()[name]
     if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
         return _realtime(name)
     raise PyruncError("unknown signal %r" % text)
