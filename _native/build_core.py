@@ -3,7 +3,7 @@ syscalls that Python 3.11's os module lacks.
 
 Only syscall plumbing lives here; every decision is made in Python.  Each
 wrapper returns the raw syscall result (-1 with errno set on failure); the
-Python side (pyrunc/sys.py) turns that into OSError.
+Python side (pyrunc/linux.py) turns that into OSError.
 """
 from cffi import FFI
 

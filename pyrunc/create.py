@@ -6,7 +6,8 @@ import os
 
 from . import linux
 from .errors import ConfigError, PyruncError
-from .state import StateDir, rfc3339_now, write_atomic
+from .log import rfc3339_now
+from .state import StateDir, write_atomic
 
 
 def create_container(cls, cid, bundle, root, opts):

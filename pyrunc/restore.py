@@ -127,7 +127,8 @@ class _Restore:
     def run(self, rpc_opts, image_path, descriptors, meta):
         from .container import CREATING, Container
         from .create import _Undo, _make_cgroup
-        from .state import rfc3339_now, write_atomic
+        from .log import rfc3339_now
+        from .state import write_atomic
 
         spec, sd = self.spec, self.sd
         if self.create_opts.console_socket:

@@ -256,7 +256,7 @@ class MemoryPolicy(_Node):
     __slots__ = ("mode", "nodes", "flags")
 
     def __init__(self, d):
-        self.mode = d.get("mode")  # required by the spec, not by its schema: checked by pyrunc.mempolicy
+        self.mode = d.get("mode")  # required by the spec, not by its schema: checked by security.process_attrs
         self.nodes = d.get("nodes")
         self.flags = d.get("flags") or []
 

@@ -342,13 +342,3 @@ def list_ids(root):
     except FileNotFoundError:
         return []
     return [n for n in names if os.path.isdir(os.path.join(root or DEFAULT_ROOT, n))]
-
-
-def rfc3339_now():
-    """UTC time with nanoseconds, like Go's time.RFC3339Nano (runc's `created`)."""
-    import time
-
-    ns = time.time_ns()
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    return "%s.%sZ" % (base, ("%09d" % frac).rstrip("0")) if frac else base + "Z"
