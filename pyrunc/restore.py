@@ -125,35 +125,20 @@ class _Restore:
         self.undo = None
 
     def run(self, rpc_opts, image_path, descriptors, meta):
-        from .container import CREATING, Container
-        from .create import _Undo, _make_cgroup
-        from .log import rfc3339_now
-        from .state import write_atomic
+        from .container import Container
+        from .create import _Undo
 
-        spec, sd = self.spec, self.sd
         if self.create_opts.console_socket:
             from .console import connect_socket
 
             self.console = connect_socket(self.create_opts.console_socket)
-        join_fds = []
-        sd.make()
-        self.container = c = Container(sd, None)
-        self.undo = made = _Undo()
+        extra = []  # fds criu gets from its fd 4 on
+        self.sd.make()
+        self.container = Container(self.sd, None)
+        self.undo = _Undo()
         images = work = None
         try:
-            with open(os.path.join(self.bundle, "config.json"), "rb") as f:
-                write_atomic(sd.file("config.json"), f.read(), 0o600)
-            c.record = {
-                "id": c.id, "status": CREATING, "pid": 0, "init_start": None,
-                "bundle": self.bundle, "rootfs": self.rootfs, "created": rfc3339_now(),
-                "owner": "", "annotations": spec.annotations, "cgroup": None,
-                "hook_kinds": [k for k, hooks in spec.hooks.by_kind.items() if hooks],
-            }
-            mgr = _make_cgroup(spec, c.id, self.create_opts, sd)
-            if mgr is not None:
-                made.cgroup = mgr
-                c.record["cgroup"] = mgr.to_dict()
-            c.save()
+            mgr = self._new_container()
             images = cs.open_dir(image_path, "--image-path")
             rpc_opts.update(images_dir_fd=images, log_file="restore.log", evasive_devices=True,
                             rst_sibling=True, root=self._criu_dir("criu-root"),
@@ -161,32 +146,62 @@ class _Restore:
             if self.opts.work_path:
                 work = cs.make_dir(os.path.abspath(self.opts.work_path), "--work-path")
                 rpc_opts["work_dir_fd"] = work
-            from .checkpoint import _config_file
-
-            rpc_opts.update(_config_file(spec))
-            _make_mount_points(spec, self.rootfs, self.bundle)
-            inherit = _stdio_inherit(descriptors, meta, join_fds)
-            rpc_opts["join_ns"] = self._namespaces(join_fds, inherit)
-            rpc_opts["inherit_fd"] = inherit
-            mounts = cs.external_mounts(spec, c.record.get("cgroup"), self.bundle)
-            if spec.linux.masked_paths:
-                # runc's images name its masks (binds of /dev/null) so
-                mounts.append(("/dev/null", "/dev/null"))
-            rpc_opts["ext_mnt"] = [{"key": k, "val": src} for k, src in mounts]
+            self._describe_outside(rpc_opts, descriptors, meta, extra)
             log = os.path.join(os.path.abspath(self.opts.work_path) if self.opts.work_path else image_path,
                                "restore.log")
-            self._criu(rpc_opts, mgr, join_fds, log)
+            self._criu(rpc_opts, mgr, extra, log)
         except BaseException:
             self._fail()
             raise
         finally:
-            for fd in [images, work] + join_fds:
+            for fd in [images, work] + extra:
                 if fd is not None:
                     os.close(fd)
             self._remove_criu_dirs()
             if self.console is not None:
                 os.close(self.console)
                 self.console = None
+
+    def _new_container(self):
+        """config.json, state.json and the cgroup, as create makes them;
+        -> the cgroup manager (or None)."""
+        from .container import CREATING
+        from .create import _make_cgroup
+        from .log import rfc3339_now
+        from .state import write_atomic
+
+        c, spec = self.container, self.spec
+        with open(os.path.join(self.bundle, "config.json"), "rb") as f:
+            write_atomic(self.sd.file("config.json"), f.read(), 0o600)
+        c.record = {
+            "id": c.id, "status": CREATING, "pid": 0, "init_start": None,
+            "bundle": self.bundle, "rootfs": self.rootfs, "created": rfc3339_now(),
+            "owner": "", "annotations": spec.annotations, "cgroup": None,
+            "hook_kinds": [k for k, hooks in spec.hooks.by_kind.items() if hooks],
+        }
+        mgr = _make_cgroup(spec, c.id, self.create_opts, self.sd)
+        if mgr is not None:
+            self.undo.cgroup = mgr
+            c.record["cgroup"] = mgr.to_dict()
+        c.save()
+        return mgr
+
+    def _describe_outside(self, rpc_opts, descriptors, meta, extra):
+        """What comes from outside the container, for CRIU: mount points
+        made, external mounts' sources, inherited stdio and namespaces."""
+        from .checkpoint import _config_file
+
+        spec = self.spec
+        rpc_opts.update(_config_file(spec))
+        _make_mount_points(spec, self.rootfs, self.bundle)
+        inherit = _stdio_inherit(descriptors, meta, extra)
+        rpc_opts["join_ns"] = self._namespaces(extra, inherit)
+        rpc_opts["inherit_fd"] = inherit
+        mounts = cs.external_mounts(spec, self.container.record.get("cgroup"), self.bundle)
+        if spec.linux.masked_paths:
+            # runc's images name its masks (binds of /dev/null) so
+            mounts.append(("/dev/null", "/dev/null"))
+        rpc_opts["ext_mnt"] = [{"key": k, "val": src} for k, src in mounts]
 
     def _criu_dir(self, name):
         """A directory in the state dir that criu mounts on in its private
