@@ -314,3 +314,65 @@ def test_create_undo_kills_destroys_and_runs_poststop(tmp_path):
     assert destroyed == [True]
     assert made.channel.rfd == made.channel.wfd == -1
     assert marker.exists()
+
+
+# -- the seccomp notify fd: NOTIFY_FD ... NOTIFY_TAKEN, then the agent ------------------
+
+class NotifyJob(Job):
+    """Stands for a process that loaded a notify filter: the "notify fd"
+    is /dev/null's, handed over as the real one is."""
+
+    def __init__(self, k, by_fd):
+        super().__init__(k)
+        self.notify_by_fd = by_fd
+
+    def become(self, ch, kernel):
+        fd = os.open("/dev/null", os.O_RDONLY)
+        ch.send_notify_fd(fd)
+        ch.expect("n")  # NOTIFY_TAKEN: the runtime holds its copy
+        os._exit(0)
+
+
+@pytest.mark.parametrize("by_fd", [True, False], ids=["fd-on-socket", "pidfd_getfd"])
+def test_notify_fd_goes_to_the_agent_with_the_state(by_fd, tmp_path):
+    import socket
+    import threading
+    import types
+
+    from pyrunc.channel import NOTIFY_FD, NOTIFY_TAKEN
+    from pyrunc.spawn import reap, spawn, to_listener
+
+    if not by_fd and os.geteuid() != 0:
+        pytest.skip("pidfd_getfd of a non-dumpable child needs root (an unprivileged runtime gets the fd on the socket)")
+    agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    agent.bind(str(tmp_path / "agent.sock"))
+    agent.listen(1)
+    got = {}
+
+    def serve():
+        conn, _ = agent.accept()
+        data, anc, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4))
+        got["doc"] = json.loads(data)
+        got["fd"] = int.from_bytes(anc[0][2][:4], "little")
+        conn.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    k = fake_kernel(tmp_path)
+    spawned = spawn(Entry(False, []), NotifyJob(k, by_fd), kernel=k)
+    tag, payload = spawned.channel.recv()
+    assert tag == NOTIFY_FD and (payload == "" if by_fd else payload.isdigit())
+    sec = types.SimpleNamespace(listener_path=str(tmp_path / "agent.sock"), listener_metadata="meta")
+    to_listener(spawned, payload, sec, {"id": "c1", "pid": 0}, pid=spawned.pid)
+    assert spawned.channel.recv()[0] == EOF
+    reap(spawned.pid)
+    t.join(5)
+    agent.close()
+    doc, fd = got["doc"], got["fd"]
+    try:
+        assert doc["fds"] == ["seccompFd"] and doc["pid"] == spawned.pid and doc["metadata"] == "meta"
+        assert doc["state"] == {"id": "c1", "pid": 0}
+        assert os.fstat(fd).st_rdev == os.makedev(1, 3)  # the child's fd itself reached the agent
+    finally:
+        os.close(fd)
+    assert messages(k.calls)[-3:] == [NOTIFY_FD, NOTIFY_TAKEN, EOF]
