@@ -243,7 +243,7 @@ class Container:
                 # namespace of its own) is still in the cgroup.  runc does
                 # the same; containerd's killall before delete relies on it.
                 if mgr.exists():
-                    mgr.kill_all(sig)
+                    self._kill_all(mgr, sig)
                 return
             if status == STOPPED:
                 return
@@ -275,7 +275,8 @@ class Container:
         if status != STOPPED and self._init_is_member(left.leaves):
             signal_process(self.pid, self.record.get("init_start"), 9, quiet=True)
         targets = left.leaves if self._kills_all_members(config) else [d for d in left.leaves if d in left.ours]
-        alive = reclaim.kill_members(targets)
+        owns = reclaim.owner(self.pid, self.record.get("init_start")) if left.shared else None
+        alive = reclaim.kill_members(targets, shared=left.shared, owns=owns)
         if status == PAUSED:
             reclaim.thaw(left.leaves)  # also where no member was ours to kill: the init must run to die
         if status != STOPPED:
@@ -292,6 +293,19 @@ class Container:
         if alive or stays:
             raise PyruncError("delete %s: left in place: %s" % (self.id, reclaim.describe(alive, stays)))
         self.dir.remove()
+
+    def _kill_all(self, mgr, sig):
+        """`kill --all`: every member of the container's cgroups, except in
+        one that held older processes (a host cgroup it joined): there
+        only the container's own (pyrunc.reclaim.owner)."""
+        from . import reclaim
+        from .cgroups.fs import leaf_dirs
+
+        leaves = sorted(leaf_dirs(self.record.get("cgroup") or {}))
+        if not reclaim.shared_leaves(leaves, reclaim.container_birth(self.dir, self.record)):
+            mgr.kill_all(sig)
+            return
+        reclaim.signal_owned(leaves, sig, reclaim.owner(self.pid, self.record.get("init_start")))
 
     def _stop_systemd_unit(self, config):
         """--systemd-cgroup: StopUnit of the container's scope (runc's

@@ -1,0 +1,112 @@
+"""A container placed in a cgroup that already held other processes
+(runc warns "container's cgroup is not empty" and goes on): a config's
+cgroupsPath may name a populated host cgroup ("/system.slice").
+
+`delete`, `delete --force` and `kill --all` must never kill those host
+processes: in such a cgroup only the container's own processes are
+signalled (its init's session, or its init's pid namespace).  runc 1.1.5
+kills every member there; pyrunc deliberately does not (README).
+Checked from the kernel: the host process is alive, the container's dead.
+"""
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import needs_root
+from hostcheck import is_alive, member_pids
+
+pytestmark = needs_root
+
+
+def _wait(fn, timeout=10):
+    deadline = time.time() + timeout
+    while not fn() and time.time() < deadline:
+        time.sleep(0.02)
+    return fn()
+
+
+@pytest.fixture
+def host_cgroup(bundle):
+    """`cgroupsPath` made beforehand in every hierarchy, holding a process
+    of the test's own (the "host" service) -> (cgroupsPath, its Popen)."""
+    cg = bundle.config["linux"]["cgroupsPath"]
+    made = []
+    for base in ("/sys/fs/cgroup/" + d for d in sorted(os.listdir("/sys/fs/cgroup"))):
+        if os.path.isdir(base) and not os.path.islink(base):
+            os.makedirs(base + cg)
+            made.append(base + cg)
+    host = subprocess.Popen(["sleep", "1040"])
+    for d in made:
+        if not os.path.exists(d + "/cpuset.cpus"):  # an empty cpuset (pyrunc fills it) holds no task
+            with open(d + "/cgroup.procs", "w") as f:
+                f.write(str(host.pid))
+    assert member_pids(cg) == [host.pid]
+    yield cg, host
+    host.kill()
+    host.wait()
+    for d in made:
+        _wait(lambda: _rmdir(d))
+
+
+def _rmdir(d):
+    try:
+        os.rmdir(d)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _without_pid_ns(cfg):
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+
+
+@pytest.mark.parametrize("verb", [("delete",), ("delete", "--force")])
+def test_delete_spares_the_host_process_in_a_shared_cgroup(verb, host_cgroup, bundle, runtime):
+    cg, host = host_cgroup
+    bundle.update(_without_pid_ns)
+    bundle.set_args("sh", "-c", "sleep 1041 & exit 0")
+    cid = runtime.new_id()
+    p = runtime("run", "-d", "-b", bundle.path, cid, check=False)
+    assert p.returncode == 0 and "cgroup is not empty" in p.stderr, p.stderr
+    assert _wait(lambda: runtime.state(cid)["status"] == "stopped")
+    assert _wait(lambda: len(member_pids(cg)) == 2)
+    child = [pid for pid in member_pids(cg) if pid != host.pid]
+    p = runtime(*verb, cid, check=False)
+    assert p.returncode == 0, p.stderr
+    assert is_alive(host.pid), "delete killed a process that was in the cgroup before the container"
+    assert _wait(lambda: not any(is_alive(pid) for pid in child)), "the container's own child lives on"
+    assert member_pids(cg) == [host.pid]
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_kill_all_spares_the_host_process_in_a_shared_cgroup(host_cgroup, bundle, runtime):
+    cg, host = host_cgroup
+    bundle.set_args("sh", "-c", "sleep 1042 & exec sleep 1043")
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    assert _wait(lambda: len(member_pids(cg)) == 3)
+    ours = [pid for pid in member_pids(cg) if pid != host.pid]
+    p = runtime("kill", "--all", cid, "KILL", check=False)
+    assert p.returncode == 0, p.stderr
+    assert _wait(lambda: not any(is_alive(pid) for pid in ours)), "kill --all missed the container's processes"
+    assert is_alive(host.pid), "kill --all killed a process that was in the cgroup before the container"
+    runtime("delete", "--force", cid)
+    assert is_alive(host.pid)
+
+
+def test_delete_force_of_a_running_container_spares_the_host_process(host_cgroup, bundle, runtime):
+    cg, host = host_cgroup
+    bundle.update(_without_pid_ns)
+    bundle.set_args("sh", "-c", "sleep 1044 & exec sleep 1045")
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    assert _wait(lambda: len(member_pids(cg)) == 3)
+    ours = [pid for pid in member_pids(cg) if pid != host.pid]
+    p = runtime("delete", "--force", cid, check=False)
+    assert p.returncode == 0, p.stderr
+    assert _wait(lambda: not any(is_alive(pid) for pid in ours))
+    assert is_alive(host.pid), "delete --force killed a process that was in the cgroup before the container"
