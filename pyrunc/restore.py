@@ -298,10 +298,7 @@ class _Restore:
         if self.undo is not None and c is not None:
             mgr = self.undo.cgroup
             if mgr is not None:
-                try:
-                    mgr.kill_all(9)
-                except OSError:
-                    pass
+                _kill_restored(c, mgr)
             self.undo.undo(c)
             if c.pid:
                 try:
@@ -334,6 +331,18 @@ class _Restore:
                 os.close(self.master)
         _delete(c.id, root)
         return status
+
+
+def _kill_restored(c, mgr):
+    """What a failed restore put in its cgroup dies; in a cgroup that held
+    older processes (a host cgroup the config names) only its own
+    (pyrunc.reclaim.owner), never the others."""
+    from . import reclaim
+
+    leaves = mgr.dirs()
+    shared = reclaim.shared_leaves(leaves, reclaim.container_birth(c.dir, c.record))
+    reclaim.kill_members(leaves, timeout=2.0, shared=shared,
+                         owns=reclaim.owner(c.pid, c.record.get("init_start")))
 
 
 def _make_mount_points(spec, rootfs, bundle):

@@ -110,3 +110,26 @@ def test_delete_force_of_a_running_container_spares_the_host_process(host_cgroup
     assert p.returncode == 0, p.stderr
     assert _wait(lambda: not any(is_alive(pid) for pid in ours))
     assert is_alive(host.pid), "delete --force killed a process that was in the cgroup before the container"
+
+
+CRIU = os.environ.get("PYRUNC_TEST_CRIU") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "..", "shared", "tools", "criu", "criu")
+
+
+@pytest.mark.skipif(not os.path.exists(CRIU), reason="no criu at %s (set PYRUNC_TEST_CRIU)" % CRIU)
+def test_failed_restore_spares_the_host_process(host_cgroup, bundle, runtime, tmp_path):
+    """A restore that fails after placing its cgroup (here: a --work-path
+    it cannot make) takes back only what it made."""
+    cg, host = host_cgroup
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "inventory.img").write_bytes(b"")
+    (images / "descriptors.json").write_text('["/dev/null", "/dev/null", "/dev/null"]')
+    cid = runtime.new_id()
+    p = runtime("--criu", CRIU, "restore", "-d", "--image-path", str(images),
+                "--work-path", str(tmp_path / "no" / "such"), "-b", bundle.path, cid, check=False)
+    assert p.returncode != 0 and "--work-path" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
+    time.sleep(0.2)
+    assert is_alive(host.pid), "a failed restore killed a process that was in the cgroup before it"
+    assert not os.path.exists(os.path.join(runtime.root, cid))
