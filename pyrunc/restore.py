@@ -75,7 +75,7 @@ def _checked_config(bundle, create_opts, detach):
 
         check_terminal(terminal, detach, create_opts.console_socket)
     if create_opts.systemd_cgroup:
-        raise NotSupported("systemd cgroup driver requested but systemd is not running")
+        raise NotSupported("--systemd-cgroup: restore places containers with the cgroupfs driver only")
     return spec, rootfs
 
 
