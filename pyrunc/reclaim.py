@@ -72,6 +72,7 @@ def gather(sd, record, config):
     rdt = (record or {}).get("intel_rdt") or {}
     out.rdt = list(rdt.get("owned") or ())
     out.rdt += [d for d in journal.get("intel_rdt") or () if d not in out.rdt]
+    out.rdt = [d for d in out.rdt if _under_resctrl(d)]
     out.mounts_under = [d for d in journal.get("mounts_under") or () if d.rstrip("/")]
     return out
 
@@ -193,6 +194,20 @@ def owner(init_pid, init_start):
         return fields is not None and int(fields[3]) == init_pid and int(fields[19]) >= init_start
 
     return owns
+
+
+def _under_resctrl(d):
+    """A resctrl group: a directory strictly below the resctrl mount (a
+    lying record must not make delete rmdir an ordinary directory)."""
+    if not isinstance(d, str) or "/../" in d + "/" or "/./" in d + "/":
+        return False
+    from .intelrdt import find_root
+
+    try:
+        root = find_root()
+    except (OSError, ValueError):
+        return False
+    return root is not None and d.startswith(root.rstrip("/") + "/")
 
 
 def members(leaves):
