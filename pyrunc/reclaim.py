@@ -74,6 +74,10 @@ def gather(sd, record, config):
     out.rdt += [d for d in journal.get("intel_rdt") or () if d not in out.rdt]
     out.rdt = [d for d in out.rdt if _under_resctrl(d)]
     out.mounts_under = [d for d in journal.get("mounts_under") or () if d.rstrip("/")]
+    rootfs = (record or {}).get("rootfs")
+    if rootfs:  # create journals only points strictly below the rootfs
+        below = rootfs.rstrip("/") + "/"
+        out.mounts_under = [d for d in out.mounts_under if d.startswith(below) and "/../" not in d + "/"]
     return out
 
 
