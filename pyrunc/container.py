@@ -288,7 +288,7 @@ class Container:
             from .hooks import run_hooks
 
             run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)
-        stays = self._stop_systemd_unit(config)
+        stays = self._stop_systemd_unit(config, left)
         stays += reclaim.remove_dirs(left) + reclaim.remove_rdt(left.rdt) + reclaim.unmount_under(left.mounts_under)
         if alive or stays:
             raise PyruncError("delete %s: left in place: %s" % (self.id, reclaim.describe(alive, stays)))
@@ -307,13 +307,16 @@ class Container:
             return
         reclaim.signal_owned(leaves, sig, reclaim.owner(self.pid, self.record.get("init_start")))
 
-    def _stop_systemd_unit(self, config):
+    def _stop_systemd_unit(self, config, left):
         """--systemd-cgroup: StopUnit of the container's scope (runc's
         destroy), named by the record, else by a damaged record's config
-        ("slice:prefix:name").  -> [(unit, why)] if it could not be stopped."""
+        ("slice:prefix:name").  Never a unit that existed before the
+        container (the record says "joined"; with a damaged one, its
+        cgroups hold older processes).  -> [(unit, why)] if it could not
+        be stopped."""
         cg = self.record.get("cgroup") or {}
-        unit = cg.get("unit") if cg.get("driver") == "systemd" else None
-        if unit is None and self.damage is not None:
+        unit = cg.get("unit") if cg.get("driver") == "systemd" and not cg.get("joined") else None
+        if unit is None and self.damage is not None and not left.shared:
             unit = _systemd_unit_of(config if config is not None else self._raw_config(), self.id)
         if not unit:
             return []
