@@ -98,7 +98,7 @@ def _check_images(image_path, spec, bundle):
     descriptors = cs.read_json(os.path.join(image_path, cs.DESCRIPTORS))
     if not isinstance(descriptors, list):
         raise PyruncError("--image-path %s: no %s (not made by checkpoint)" % (image_path, cs.DESCRIPTORS))
-    meta = cs.read_json(os.path.join(image_path, cs.META)) or {}
+    meta = _checked_meta(cs.read_json(os.path.join(image_path, cs.META)), image_path)
     ours = {key for key, _ in cs.external_mounts(spec, None, bundle)}
     missing = [k for k in meta.get("external_mounts") or () if k not in ours and not k.startswith("/sys/fs/cgroup/")]
     if missing:
@@ -106,6 +106,29 @@ def _check_images(image_path, spec, bundle):
                           "%s not in this config" % (image_path, meta.get("id"), "s" if len(missing) > 1 else "",
                                                      ", ".join(missing), "are" if len(missing) > 1 else "is"))
     return descriptors, meta
+
+
+def _checked_meta(meta, image_path):
+    """Our record in the image (None: an image another runtime made), as
+    checkpoint writes it: the image directory is input, and its stdio fds
+    name what criu hands the restored process (only 0, 1, 2)."""
+    if meta is None:
+        return {}
+    why = None
+    files = meta.get("external_files") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        why = "not an object"
+    elif not isinstance(meta.get("external_mounts") or [], list) \
+            or not all(isinstance(k, str) for k in meta.get("external_mounts") or ()):
+        why = "external_mounts: not a list of mount points"
+    elif not isinstance(files or {}, dict) or not all(
+            isinstance(k, str) and isinstance(f, dict) and isinstance(f.get("path", ""), str)
+            and isinstance(f.get("fds") or [], list) and all(fd in (0, 1, 2) and type(fd) is int for fd in f.get("fds") or ())
+            for k, f in (files or {}).items()):
+        why = "external_files: not what checkpoint writes (stdio fds 0-2 by key)"
+    if why:
+        raise PyruncError("--image-path %s: %s: %s" % (image_path, cs.META, why))
+    return meta
 
 
 class _Restore:

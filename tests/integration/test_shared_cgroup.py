@@ -133,3 +133,22 @@ def test_failed_restore_spares_the_host_process(host_cgroup, bundle, runtime, tm
     time.sleep(0.2)
     assert is_alive(host.pid), "a failed restore killed a process that was in the cgroup before it"
     assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+@pytest.mark.skipif(not os.path.exists(CRIU), reason="no criu at %s (set PYRUNC_TEST_CRIU)" % CRIU)
+@pytest.mark.parametrize("meta", ['[]', '{"external_mounts": 5}', '{"external_files": {"k": {"fds": ["x"]}}}',
+                                  '{"external_files": {"k": {"path": "/x", "fds": [3]}}}'])
+def test_restore_of_an_image_with_bad_metadata_is_one_line(meta, bundle, runtime, tmp_path):
+    """pyrunc-checkpoint.json in an image directory is input: anything
+    but what checkpoint writes is one error line, nothing left behind."""
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "inventory.img").write_bytes(b"")
+    (images / "descriptors.json").write_text('["/dev/null", "/dev/null", "/dev/null"]')
+    (images / "pyrunc-checkpoint.json").write_text(meta)
+    cid = runtime.new_id()
+    p = runtime("--criu", CRIU, "restore", "-d", "--image-path", str(images), "-b", bundle.path, cid, check=False)
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "pyrunc-checkpoint.json" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(runtime.root, cid))
