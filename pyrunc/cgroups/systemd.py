@@ -71,6 +71,9 @@ def check_unit_name(unit):
 
 
 # -- resources -> unit properties -------------------------------------------------
+MAX_CPU_OR_NODE = 1 << 16  # above any kernel's NR_CPUS: a bigger index is a typo
+
+
 def range_to_bits(text, field):
     """"0-2,4" -> the AllowedCPUs byte array (big-endian bit mask, as runc)."""
     mask = 0
@@ -81,7 +84,7 @@ def range_to_bits(text, field):
                 continue
             lo, _, hi = part.partition("-")
             lo, hi = int(lo), int(hi or lo)
-            if lo < 0 or lo > hi:
+            if lo < 0 or lo > hi or hi >= MAX_CPU_OR_NODE:
                 raise ValueError
             for i in range(lo, hi + 1):
                 mask |= 1 << i
