@@ -39,7 +39,7 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
         raise PyruncError("--manage-cgroups-mode strict: CRIU requires the cgroups not to exist, and restore "
                           "places the container in its cgroupsPath, made first with the config's limits")
     image_path = os.path.abspath(opts.image_path or "checkpoint")
-    images = _check_images(image_path, spec, bundle)
+    images = _check_images(image_path, spec, bundle, rootfs)
     binary, _, found = cs.ready_criu(opts, {"lazy_pages": True} if opts.lazy_pages else None)
     if opts.lazy_pages and not found.get("lazy_pages"):
         raise PyruncError("--lazy-pages: CRIU reports no lazy-pages support (userfaultfd) on this kernel")
@@ -87,7 +87,7 @@ def _check_restorable(spec):
         raise PyruncError("linux.netDevices: restore does not move network devices")
 
 
-def _check_images(image_path, spec, bundle):
+def _check_images(image_path, spec, bundle, rootfs):
     """The image directory holds a checkpoint, of a container whose external
     mounts this config can give back: -> (runc's descriptors list, our
     metadata or {} for an image another runtime made)."""
@@ -99,7 +99,7 @@ def _check_images(image_path, spec, bundle):
     if not isinstance(descriptors, list):
         raise PyruncError("--image-path %s: no %s (not made by checkpoint)" % (image_path, cs.DESCRIPTORS))
     meta = _checked_meta(cs.read_json(os.path.join(image_path, cs.META)), image_path)
-    ours = {key for key, _ in cs.external_mounts(spec, None, bundle)}
+    ours = {key for key, _ in cs.external_mounts(spec, None, bundle, rootfs)}
     missing = [k for k in meta.get("external_mounts") or () if k not in ours and not k.startswith("/sys/fs/cgroup/")]
     if missing:
         raise PyruncError("--image-path %s: checkpoint of another container (%r): its external mount%s %s "
@@ -220,7 +220,7 @@ class _Restore:
         inherit = _stdio_inherit(descriptors, meta, extra)
         rpc_opts["join_ns"] = self._namespaces(extra, inherit)
         rpc_opts["inherit_fd"] = inherit
-        mounts = cs.external_mounts(spec, self.container.record.get("cgroup"), self.bundle)
+        mounts = cs.external_mounts(spec, self.container.record.get("cgroup"), self.bundle, self.rootfs)
         if spec.linux.masked_paths:
             # runc's images name its masks (binds of /dev/null) so
             mounts.append(("/dev/null", "/dev/null"))
