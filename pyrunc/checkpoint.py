@@ -163,8 +163,9 @@ def _dump_external_mounts(spec, c, rpc_opts):
     """ext_mnt entries (mount point -> its key, the mount point itself, as
     runc names them) for the external mounts the container has."""
     present = cs.mount_points(c.pid)
-    keys = [key for key, _ in cs.external_mounts(spec, c.record.get("cgroup"), c.record.get("bundle", ""))
-            if key in present]
+    mounts = cs.external_mounts(spec, c.record.get("cgroup"), c.record.get("bundle", ""),
+                                c.record.get("rootfs") or "/")
+    keys = [key for key, _ in mounts if key in present]
     rpc_opts["ext_mnt"] = [{"key": k, "val": k} for k in keys]
     return keys
 

@@ -241,7 +241,7 @@ class Container:
                 # namespace of its own) is still in the cgroup.  runc does
                 # the same; containerd's killall before delete relies on it.
                 if mgr.exists():
-                    mgr.kill_all(sig)
+                    self._kill_all(mgr, sig)
                 return
             if status == STOPPED:
                 return
@@ -273,7 +273,8 @@ class Container:
         if status != STOPPED and self._init_is_member(left.leaves):
             signal_process(self.pid, self.record.get("init_start"), 9, quiet=True)
         targets = left.leaves if self._kills_all_members(config) else [d for d in left.leaves if d in left.ours]
-        alive = reclaim.kill_members(targets)
+        owns = reclaim.owner(self.pid, self.record.get("init_start")) if left.shared else None
+        alive = reclaim.kill_members(targets, shared=left.shared, owns=owns)
         if status == PAUSED:
             reclaim.thaw(left.leaves)  # also where no member was ours to kill: the init must run to die
         if status != STOPPED:
@@ -285,19 +286,35 @@ class Container:
             from .hooks import run_hooks
 
             run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)
-        stays = self._stop_systemd_unit(config)
+        stays = self._stop_systemd_unit(config, left)
         stays += reclaim.remove_dirs(left) + reclaim.remove_rdt(left.rdt) + reclaim.unmount_under(left.mounts_under)
         if alive or stays:
             raise PyruncError("delete %s: left in place: %s" % (self.id, reclaim.describe(alive, stays)))
         self.dir.remove()
 
-    def _stop_systemd_unit(self, config):
+    def _kill_all(self, mgr, sig):
+        """`kill --all`: every member of the container's cgroups, except in
+        one that held older processes (a host cgroup it joined): there
+        only the container's own (pyrunc.reclaim.owner)."""
+        from . import reclaim
+        from .cgroups.fs import leaf_dirs
+
+        leaves = sorted(leaf_dirs(self.record.get("cgroup") or {}))
+        if not reclaim.shared_leaves(leaves, reclaim.container_birth(self.dir, self.record)):
+            mgr.kill_all(sig)
+            return
+        reclaim.signal_owned(leaves, sig, reclaim.owner(self.pid, self.record.get("init_start")))
+
+    def _stop_systemd_unit(self, config, left):
         """--systemd-cgroup: StopUnit of the container's scope (runc's
         destroy), named by the record, else by a damaged record's config
-        ("slice:prefix:name").  -> [(unit, why)] if it could not be stopped."""
+        ("slice:prefix:name").  Never a unit that existed before the
+        container (the record says "joined"; with a damaged one, its
+        cgroups hold older processes).  -> [(unit, why)] if it could not
+        be stopped."""
         cg = self.record.get("cgroup") or {}
-        unit = cg.get("unit") if cg.get("driver") == "systemd" else None
-        if unit is None and self.damage is not None:
+        unit = cg.get("unit") if cg.get("driver") == "systemd" and not cg.get("joined") else None
+        if unit is None and self.damage is not None and not left.shared:
             unit = _systemd_unit_of(config if config is not None else self._raw_config(), self.id)
         if not unit:
             return []

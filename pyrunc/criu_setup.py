@@ -130,38 +130,66 @@ def is_bind(m):
     return m.type == "bind" or "bind" in m.options or "rbind" in m.options
 
 
-def external_mounts(spec, cgroup_record, bundle):
+def external_mounts(spec, cgroup_record, bundle, rootfs):
     """[(key, host source)] for every mount from outside the container, in
     config order: binds, the host's v1 cgroup directories bound under a
-    cgroup mount (without a cgroup namespace), bound device nodes."""
+    cgroup mount (without a cgroup namespace), bound device nodes.  A key
+    is where the mount really is: its destination with the rootfs's
+    symlinks followed (create mounts there; CRIU sees it there)."""
     out = []
     cgroupns = any(ns.type == "cgroup" for ns in spec.linux.namespaces)
     for m in spec.mounts:
         if is_bind(m):
-            out.append((norm(m.destination), os.path.join(bundle, m.source or "")))
+            out.append((resolve_in_rootfs(rootfs, m.destination), os.path.join(bundle, m.source or "")))
         elif m.type == "cgroup" and not cgroupns and cgroup_record and cgroup_record.get("version") == 1:
             from .cgroups.mount import v1_mount_plan
 
             for h in v1_mount_plan(cgroup_record.get("paths") or {}):
                 out.append((norm(m.destination + "/" + h["name"]), h["source"]))
     for d in spec.linux.devices:
-        out.append((norm(d.path), d.path))
+        out.append((resolve_in_rootfs(rootfs, d.path), d.path))
     return out
+
+
+def resolve_in_rootfs(rootfs, path):
+    """`path` inside the container with the symlinks of the rootfs
+    followed, each relative to the rootfs and never above it (a missing
+    component ends the walk: the rest is taken as written); -> a normalised
+    absolute path.  Only names a mount point, never opens anything."""
+    todo = [p for p in path.split("/") if p and p != "."]
+    done = []
+    links = 0
+    while todo:
+        name = todo.pop(0)
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        try:
+            target = os.readlink(os.path.join(rootfs, *done, name))
+        except OSError:  # not a symlink, or missing
+            done.append(name)
+            continue
+        links += 1
+        if links > 40:  # a loop: name it as written, as create would fail on it
+            return norm(path)
+        if target.startswith("/"):
+            done = []
+        todo = [p for p in target.split("/") if p and p != "."] + todo
+    return "/" + "/".join(done)
 
 
 def mount_points(pid):
     """The mount points of `pid`'s mount namespace, as it sees them."""
+    from .cgroups.paths import unescape  # mountinfo's octal escapes
+
     with open("/proc/%d/mountinfo" % pid) as f:
-        return {_unescape(line.split()[4]) for line in f if line.strip()}
+        return {unescape(line.split()[4]) for line in f if line.strip()}
 
 
 def mount_ids(pid):
     with open("/proc/%d/mountinfo" % pid) as f:
         return {int(line.split(None, 1)[0]) for line in f if line.strip()}
-
-
-def _unescape(s):
-    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
 def ns_key(ns_type):

@@ -39,7 +39,7 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
         raise PyruncError("--manage-cgroups-mode strict: CRIU requires the cgroups not to exist, and restore "
                           "places the container in its cgroupsPath, made first with the config's limits")
     image_path = os.path.abspath(opts.image_path or "checkpoint")
-    images = _check_images(image_path, spec, bundle)
+    images = _check_images(image_path, spec, bundle, rootfs)
     binary, _, found = cs.ready_criu(opts, {"lazy_pages": True} if opts.lazy_pages else None)
     if opts.lazy_pages and not found.get("lazy_pages"):
         raise PyruncError("--lazy-pages: CRIU reports no lazy-pages support (userfaultfd) on this kernel")
@@ -74,7 +74,7 @@ def _checked_config(bundle, create_opts, detach):
 
         check_terminal(terminal, detach, create_opts.console_socket)
     if create_opts.systemd_cgroup:
-        raise NotSupported("systemd cgroup driver requested but systemd is not running")
+        raise NotSupported("--systemd-cgroup: restore places containers with the cgroupfs driver only")
     return spec, rootfs
 
 
@@ -86,7 +86,7 @@ def _check_restorable(spec):
         raise PyruncError("linux.netDevices: restore does not move network devices")
 
 
-def _check_images(image_path, spec, bundle):
+def _check_images(image_path, spec, bundle, rootfs):
     """The image directory holds a checkpoint, of a container whose external
     mounts this config can give back: -> (runc's descriptors list, our
     metadata or {} for an image another runtime made)."""
@@ -97,14 +97,37 @@ def _check_images(image_path, spec, bundle):
     descriptors = cs.read_json(os.path.join(image_path, cs.DESCRIPTORS))
     if not isinstance(descriptors, list):
         raise PyruncError("--image-path %s: no %s (not made by checkpoint)" % (image_path, cs.DESCRIPTORS))
-    meta = cs.read_json(os.path.join(image_path, cs.META)) or {}
-    ours = {key for key, _ in cs.external_mounts(spec, None, bundle)}
+    meta = _checked_meta(cs.read_json(os.path.join(image_path, cs.META)), image_path)
+    ours = {key for key, _ in cs.external_mounts(spec, None, bundle, rootfs)}
     missing = [k for k in meta.get("external_mounts") or () if k not in ours and not k.startswith("/sys/fs/cgroup/")]
     if missing:
         raise PyruncError("--image-path %s: checkpoint of another container (%r): its external mount%s %s "
                           "%s not in this config" % (image_path, meta.get("id"), "s" if len(missing) > 1 else "",
                                                      ", ".join(missing), "are" if len(missing) > 1 else "is"))
     return descriptors, meta
+
+
+def _checked_meta(meta, image_path):
+    """Our record in the image (None: an image another runtime made), as
+    checkpoint writes it: the image directory is input, and its stdio fds
+    name what criu hands the restored process (only 0, 1, 2)."""
+    if meta is None:
+        return {}
+    why = None
+    files = meta.get("external_files") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        why = "not an object"
+    elif not isinstance(meta.get("external_mounts") or [], list) \
+            or not all(isinstance(k, str) for k in meta.get("external_mounts") or ()):
+        why = "external_mounts: not a list of mount points"
+    elif not isinstance(files or {}, dict) or not all(
+            isinstance(k, str) and isinstance(f, dict) and isinstance(f.get("path", ""), str)
+            and isinstance(f.get("fds") or [], list) and all(fd in (0, 1, 2) and type(fd) is int for fd in f.get("fds") or ())
+            for k, f in (files or {}).items()):
+        why = "external_files: not what checkpoint writes (stdio fds 0-2 by key)"
+    if why:
+        raise PyruncError("--image-path %s: %s: %s" % (image_path, cs.META, why))
+    return meta
 
 
 class _Restore:
@@ -197,7 +220,7 @@ class _Restore:
         inherit = _stdio_inherit(descriptors, meta, extra)
         rpc_opts["join_ns"] = self._namespaces(extra, inherit)
         rpc_opts["inherit_fd"] = inherit
-        mounts = cs.external_mounts(spec, self.container.record.get("cgroup"), self.bundle)
+        mounts = cs.external_mounts(spec, self.container.record.get("cgroup"), self.bundle, self.rootfs)
         if spec.linux.masked_paths:
             # runc's images name its masks (binds of /dev/null) so
             mounts.append(("/dev/null", "/dev/null"))
@@ -313,10 +336,7 @@ class _Restore:
         if self.undo is not None and c is not None:
             mgr = self.undo.cgroup
             if mgr is not None:
-                try:
-                    mgr.kill_all(9)
-                except OSError:
-                    pass
+                _kill_restored(c, mgr)
             self.undo.undo(c)
             if c.pid:
                 try:
@@ -350,6 +370,18 @@ class _Restore:
                 os.close(self.master)
         _delete(c.id, root)
         return status
+
+
+def _kill_restored(c, mgr):
+    """What a failed restore put in its cgroup dies; in a cgroup that held
+    older processes (a host cgroup the config names) only its own
+    (pyrunc.reclaim.owner), never the others."""
+    from . import reclaim
+
+    leaves = mgr.dirs()
+    shared = reclaim.shared_leaves(leaves, reclaim.container_birth(c.dir, c.record))
+    reclaim.kill_members(leaves, timeout=2.0, shared=shared,
+                         owns=reclaim.owner(c.pid, c.record.get("init_start")))
 
 
 def _make_mount_points(spec, rootfs, bundle):

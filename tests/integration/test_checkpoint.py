@@ -400,6 +400,31 @@ def test_bind_mounts_and_masked_paths_survive(bundle, runtime, tmp_path):
     assert runtime("exec", cid, "stat", "-c", "%t:%T", "/proc/keys").stdout.strip() == "1:3"
 
 
+def test_bind_mount_whose_destination_is_a_symlink(bundle, runtime, tmp_path):
+    """runc's bats case: /conf in the rootfs is a symlink to /real/conf; the
+    bind lands on /real/conf, and that is the mount CRIU must be told of
+    (else: "doesn't have a proper root mount")."""
+    os.makedirs(os.path.join(bundle.rootfs, "real", "conf"))
+    os.symlink("/real/conf", os.path.join(bundle.rootfs, "conf"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "seen").write_text("bound\n")
+    bundle.update(lambda c: c["mounts"].append({"destination": "/conf", "source": str(data), "options": ["bind"]}))
+    cid = start_counter(bundle, runtime, path="/conf/count")
+    wait_count(runtime, cid, 5, path="/conf/count")
+    img = str(tmp_path / "img")
+    for n in range(2):  # checkpointed again after a restore, as the bats test does
+        cr(runtime, "checkpoint", "--image-path", img + str(n), cid)
+        assert cid not in ids(runtime)
+        cr(runtime, "restore", "-d", "--image-path", img + str(n), "-b", bundle.path, cid)
+        points = {line.split()[4] for line in runtime("exec", cid, "cat", "/proc/self/mountinfo").stdout.splitlines()}
+        assert "/real/conf" in points
+        assert runtime("exec", cid, "cat", "/conf/seen").stdout == "bound\n"
+        n = count(runtime, cid, path="/conf/count")
+        assert wait_count(runtime, cid, n, path="/conf/count") > n
+        assert int((data / "count").read_text() or 0) >= n  # the host's directory, not a copy
+
+
 @pytest.mark.parametrize("mode", ["", "soft", "full"])
 def test_restore_into_the_same_cgroup_with_limits(bundle, runtime, tmp_path, mode):
     bundle.update(lambda c: c["linux"].update(resources={"memory": {"limit": 64 << 20}, "pids": {"limit": 40}}))
@@ -606,6 +631,17 @@ def test_restore_from_a_missing_or_empty_image_dir(bundle, runtime, tmp_path):
     empty.mkdir()
     p = cr(runtime, "restore", "-d", "--image-path", str(empty), "-b", bundle.path, cid, check=False)
     assert "not a checkpoint" in one_line_error(p)
+    assert_nothing_left(runtime, cid, bundle)
+
+
+def test_restore_refuses_the_systemd_driver_for_what_it_is(bundle, runtime, tmp_path):
+    """restore places the container with the cgroupfs driver only: it says
+    so, not that systemd is not running (which may be false)."""
+    cid = runtime.new_id()
+    p = cr(runtime, "--systemd-cgroup", "restore", "-d", "--image-path", str(tmp_path), "-b", bundle.path, cid,
+           check=False)
+    line = one_line_error(p)
+    assert "--systemd-cgroup" in line and "restore" in line and "not running" not in line, line
     assert_nothing_left(runtime, cid, bundle)
 
 
