@@ -752,6 +752,103 @@ def test_pre_dump_needs_soft_dirty_tracking(bundle, runtime, tmp_path):
     assert runtime.state(cid)["status"] == "running"
 
 
+def _page_server_can_grow_its_pipe():
+    """The test's own reading of what CRIU's lazy page server needs: a pipe
+    of 1024 pages (8 pages / 40-byte pipe_buffer = 819, rounded up to a
+    power of two), above fs.pipe-max-size only with CAP_SYS_RESOURCE."""
+    wanted = 1024 * os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        limit = int(f.read())
+    with open("/proc/self/status") as f:
+        caps = int(next(ln for ln in f if ln.startswith("CapEff:")).split()[1], 16)
+    return wanted <= limit or bool(caps >> 24 & 1)
+
+
+@pytest.mark.skipif(_page_server_can_grow_its_pipe(), reason="CRIU's lazy page server can work on this host "
+                    "(CAP_SYS_RESOURCE or fs.pipe-max-size >= 4 MiB): no refusal to check")
+def test_lazy_pages_refused_where_crius_page_server_cannot_work(bundle, runtime, tmp_path):
+    """runc's bats flow (checkpoint --lazy-pages --page-server --status-fd)
+    hangs here with runc: CRIU's page server fails at the first page
+    (splice: Bad file descriptor) and the restore waits forever.  pyrunc
+    says why before asking CRIU, and the container keeps running."""
+    cid = start_counter(bundle, runtime)
+    n = wait_count(runtime, cid, 2)
+    img = tmp_path / "img"
+    r, w = os.pipe()
+    try:
+        p = cr(runtime, "checkpoint", "--lazy-pages", "--page-server", "127.0.0.1:27277", "--status-fd", str(w),
+               "--image-path", str(img), cid, check=False, pass_fds=(w,), timeout=20)
+        line = one_line_error(p)
+        assert "--lazy-pages" in line and "CAP_SYS_RESOURCE" in line and "pipe-max-size" in line
+        os.set_blocking(r, False)
+        with pytest.raises(BlockingIOError):
+            os.read(r, 1)  # no "ready" byte
+    finally:
+        os.close(r)
+        os.close(w)
+    assert not img.exists()
+    assert runtime.state(cid)["status"] == "running"
+    assert wait_count(runtime, cid, n) > n
+
+
+def _lazy_pages_daemon(img):
+    """CRIU's lazy-pages daemon serving the image's pages from the image
+    directory (no network), on the socket restore --lazy-pages connects to
+    in its work directory."""
+    d = subprocess.Popen([CRIU, "lazy-pages", "-D", img, "-o", "lazy-pages.log", "-v4"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(os.path.join(img, "lazy-pages.socket")):
+        assert d.poll() is None and time.monotonic() < deadline, "criu lazy-pages did not start"
+        time.sleep(0.02)
+    return d
+
+
+def test_restore_with_lazy_pages_from_criu_lazy_pages_daemon(bundle, runtime, tmp_path):
+    """restore --lazy-pages: the memory comes from `criu lazy-pages` on
+    demand (userfaultfd), and the counter goes on from where it stopped."""
+    cid = start_counter(bundle, runtime)
+    before = wait_count(runtime, cid, 20)
+    img = str(tmp_path / "img")
+    cr(runtime, "checkpoint", "--image-path", img, cid)
+    daemon = _lazy_pages_daemon(img)
+    try:
+        cr(runtime, "restore", "-d", "--lazy-pages", "--work-path", img, "--image-path", img, "-b", bundle.path, cid)
+        first = count(runtime, cid)
+        assert first >= before
+        assert wait_count(runtime, cid, first) > first
+        assert daemon.wait(timeout=30) == 0  # every page handed over, then it exits
+    finally:
+        daemon.kill()
+        daemon.wait()
+    with open(os.path.join(img, "restore.log")) as f:
+        assert "lazy-pages" in f.read()
+
+
+def test_restore_waits_on_a_stuck_criu_for_a_bounded_time(bundle, runtime, tmp_path):
+    """A lazy-pages daemon that never answers (stopped) leaves CRIU's
+    restore waiting forever; pyrunc gives up after PYRUNC_CRIU_TIMEOUT
+    seconds, kills criu and takes everything back."""
+    cid = start_counter(bundle, runtime)
+    wait_count(runtime, cid, 2)
+    img = str(tmp_path / "img")
+    cr(runtime, "checkpoint", "--image-path", img, cid)
+    before = counter_pids()
+    daemon = _lazy_pages_daemon(img)
+    os.kill(daemon.pid, 19)  # SIGSTOP
+    try:
+        started = time.monotonic()
+        p = cr(runtime, "restore", "-d", "--lazy-pages", "--work-path", img, "--image-path", img, "-b", bundle.path,
+               cid, check=False, timeout=40, env=dict(os.environ, PYRUNC_CRIU_TIMEOUT="3"))
+        assert time.monotonic() - started < 30
+        assert "no answer from criu in 3 s" in one_line_error(p)
+    finally:
+        daemon.kill()
+        daemon.wait()
+    assert_nothing_left(runtime, cid, bundle)
+    assert_no_new_counters(before)
+
+
 def test_bad_flag_values(bundle, runtime, tmp_path):
     cid = start_counter(bundle, runtime)
     img = tmp_path / "img"
