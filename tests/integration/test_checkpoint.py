@@ -425,6 +425,36 @@ def test_bind_mount_whose_destination_is_a_symlink(bundle, runtime, tmp_path):
         assert int((data / "count").read_text() or 0) >= n  # the host's directory, not a copy
 
 
+def test_nested_bind_mounts_on_a_rootfs_without_their_mount_points(bundle, runtime, tmp_path):
+    """runc's bats case: a bind nested in another bind, whose mount point
+    (made in the outer bind's source) is gone by restore time; restore
+    makes it again there, binding the outer source for a moment in a mount
+    namespace of its own (nothing stays mounted on the host)."""
+    outer, inner = tmp_path / "outer", tmp_path / "inner"
+    outer.mkdir()
+    inner.mkdir()
+    (inner / "seen").write_text("inner\n")
+
+    def cfg(c):
+        c["mounts"].append({"destination": "/test", "type": "bind", "source": str(outer), "options": ["rw", "bind"]})
+        c["mounts"].append({"destination": "/test/for/nested", "type": "bind", "source": str(inner),
+                            "options": ["rw", "bind"]})
+    bundle.update(cfg)
+    cid = start_counter(bundle, runtime, path="/test/for/nested/count")
+    n = wait_count(runtime, cid, 5, path="/test/for/nested/count")
+    img = str(tmp_path / "img")
+    cr(runtime, "checkpoint", "--image-path", img, cid)
+    shutil.rmtree(outer / "for")  # the mount point create made in the outer source
+    cr(runtime, "restore", "-d", "--image-path", img, "-b", bundle.path, cid)
+    points = {line.split()[4] for line in runtime("exec", cid, "cat", "/proc/self/mountinfo").stdout.splitlines()}
+    assert {"/test", "/test/for/nested"} <= points
+    assert runtime("exec", cid, "cat", "/test/for/nested/seen").stdout == "inner\n"
+    assert wait_count(runtime, cid, n, path="/test/for/nested/count") > n
+    assert (outer / "for" / "nested").is_dir()
+    with open("/proc/self/mountinfo") as f:
+        assert [line for line in f if str(tmp_path) in line] == []
+
+
 @pytest.mark.parametrize("mode", ["", "soft", "full"])
 def test_restore_into_the_same_cgroup_with_limits(bundle, runtime, tmp_path, mode):
     bundle.update(lambda c: c["linux"].update(resources={"memory": {"limit": 64 << 20}, "pids": {"limit": 40}}))
