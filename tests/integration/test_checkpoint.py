@@ -455,6 +455,45 @@ def test_nested_bind_mounts_on_a_rootfs_without_their_mount_points(bundle, runti
         assert [line for line in f if str(tmp_path) in line] == []
 
 
+def test_cgroup_namespace_kept_across_checkpoint_and_restore(bundle, runtime, tmp_path):
+    """runc's bats 'cgroupns' case (v1 host): the restored container is in
+    a cgroup namespace of its own again, rooted at its cgroupsPath."""
+    bundle.update(lambda c: c["linux"]["namespaces"].append({"type": "cgroup"}))
+    cgpath = bundle.config["linux"]["cgroupsPath"]
+    cid = start_counter(bundle, runtime)
+    last = wait_count(runtime, cid, 5)
+    for n in range(2):
+        img = str(tmp_path / ("img%d" % n))
+        cr(runtime, "checkpoint", "--image-path", img, cid)
+        cr(runtime, "restore", "-d", "--image-path", img, "-b", bundle.path, cid)
+        pid = runtime.state(cid)["pid"]
+        assert os.readlink("/proc/%d/ns/cgroup" % pid) != os.readlink("/proc/self/ns/cgroup")
+        with open("/proc/%d/cgroup" % pid) as f:
+            host_view = dict(line.rstrip("\n").split(":", 2)[1:] for line in f)
+        assert host_view["memory"] == cgpath
+        inside = runtime("exec", cid, "cat", "/proc/1/cgroup").stdout
+        seen = dict(line.split(":", 2)[1:] for line in inside.splitlines())
+        assert seen["memory"] == "/" and seen["pids"] == "/"
+        last = wait_count(runtime, cid, last)
+
+
+def test_container_specific_criu_config_file(bundle, runtime, tmp_path):
+    """The org.criu.config annotation names a CRIU configuration file for
+    both verbs (runc's): CRIU writes its log where that file says."""
+    conf = tmp_path / "criu.conf"
+    conf.write_text("log-file=from-annotation.log\n")
+    bundle.update(lambda c: c.setdefault("annotations", {}).update({"org.criu.config": str(conf)}))
+    cid = start_counter(bundle, runtime)
+    n = wait_count(runtime, cid, 5)
+    img, work = str(tmp_path / "img"), tmp_path / "work"
+    cr(runtime, "checkpoint", "--work-path", str(work), "--image-path", img, cid)
+    assert (work / "from-annotation.log").exists() and not (work / "dump.log").exists()
+    (work / "from-annotation.log").unlink()
+    cr(runtime, "restore", "-d", "--work-path", str(work), "--image-path", img, "-b", bundle.path, cid)
+    assert (work / "from-annotation.log").exists() and not (work / "restore.log").exists()
+    assert wait_count(runtime, cid, n) > n
+
+
 @pytest.mark.parametrize("mode", ["", "soft", "full"])
 def test_restore_into_the_same_cgroup_with_limits(bundle, runtime, tmp_path, mode):
     bundle.update(lambda c: c["linux"].update(resources={"memory": {"limit": 64 << 20}, "pids": {"limit": 40}}))
