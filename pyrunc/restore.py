@@ -58,13 +58,12 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
 
 def _checked_config(bundle, create_opts, detach):
     """The bundle's config, refused as create refuses it, and its rootfs."""
-    from .container import check_bundle_spec
-    from .create import load_spec
     from .errors import ConfigError, NotSupported
     from .namespaces import NamespacePlan
+    from .validate import check_spec, load_spec
 
     _, spec = load_spec(bundle)
-    check_bundle_spec(spec, NamespacePlan(spec.linux))
+    check_spec(spec, NamespacePlan(spec.linux))
     _check_restorable(spec)
     rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
     if not os.path.isdir(rootfs):
@@ -191,7 +190,8 @@ class _Restore:
         -> the cgroup manager (or None)."""
         from .container import CREATING
         from .create import _make_cgroup
-        from .state import rfc3339_now, write_atomic
+        from .log import rfc3339_now
+        from .state import write_atomic
 
         c, spec = self.container, self.spec
         with open(os.path.join(self.bundle, "config.json"), "rb") as f:
@@ -352,7 +352,8 @@ class _Restore:
     def wait_and_delete(self, root):
         """Foreground: wait for the restored init (our child), forwarding
         signals; then delete the container; -> its exit status."""
-        from .run import _delete, wait_forwarding_signals
+        from .run import _delete
+        from .signals import wait_forwarding_signals
 
         c = self.container
         c.dir.unlock()
