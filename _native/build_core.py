@@ -3,7 +3,7 @@ syscalls that Python 3.11's os module lacks.
 
 Only syscall plumbing lives here; every decision is made in Python.  Each
 wrapper returns the raw syscall result (-1 with errno set on failure); the
-Python side (pyrunc/sys.py) turns that into OSError.
+Python side (pyrunc/linux.py) turns that into OSError.
 """
 from cffi import FFI
 
@@ -11,6 +11,52 @@ ffi = FFI()
 
 ffi.cdef(
     """
+    /* constants: their values come from the C headers at build time */
+    static const long CLONE_NEWTIME;
+    static const long CLONE_NEWNS;
+    static const long CLONE_NEWCGROUP;
+    static const long CLONE_NEWUTS;
+    static const long CLONE_NEWIPC;
+    static const long CLONE_NEWUSER;
+    static const long CLONE_NEWPID;
+    static const long CLONE_NEWNET;
+    static const long MS_RDONLY;
+    static const long MS_NOSUID;
+    static const long MS_NODEV;
+    static const long MS_NOEXEC;
+    static const long MS_SYNCHRONOUS;
+    static const long MS_REMOUNT;
+    static const long MS_MANDLOCK;
+    static const long MS_DIRSYNC;
+    static const long MS_NOSYMFOLLOW;
+    static const long MS_NOATIME;
+    static const long MS_NODIRATIME;
+    static const long MS_BIND;
+    static const long MS_MOVE;
+    static const long MS_REC;
+    static const long MS_SILENT;
+    static const long MS_POSIXACL;
+    static const long MS_UNBINDABLE;
+    static const long MS_PRIVATE;
+    static const long MS_SLAVE;
+    static const long MS_SHARED;
+    static const long MS_RELATIME;
+    static const long MS_I_VERSION;
+    static const long MS_STRICTATIME;
+    static const long MS_LAZYTIME;
+    static const long MNT_DETACH;
+    static const long UMOUNT_NOFOLLOW;
+    static const long PR_SET_PDEATHSIG;
+    static const long PR_SET_DUMPABLE;
+    static const long PR_SET_KEEPCAPS;
+    static const long PR_CAPBSET_READ;
+    static const long PR_CAPBSET_DROP;
+    static const long PR_SET_NO_NEW_PRIVS;
+    static const long PR_SET_CHILD_SUBREAPER;
+    static const long PR_CAP_AMBIENT;
+    static const long PR_CAP_AMBIENT_RAISE;
+    static const long PR_CAP_AMBIENT_CLEAR_ALL;
+
     int unshare(int flags);
     int setns(int fd, int nstype);
     int mount(const char *source, const char *target, const char *fstype,
@@ -64,6 +110,13 @@ ffi.set_source(
     #include <sys/personality.h>
     #include <sys/syscall.h>
     #include <linux/capability.h>
+
+    #ifndef CLONE_NEWTIME
+    #define CLONE_NEWTIME 0x00000080
+    #endif
+    #ifndef MS_NOSYMFOLLOW
+    #define MS_NOSYMFOLLOW 256
+    #endif
 
     #ifndef SYS_openat2
     #define SYS_openat2 437

@@ -493,9 +493,11 @@ def cmd_features(g, ns):
 
 
 def cmd_exec(g, ns):
-    from .execute import exec_cli
+    from .cli_requests import exec_request
+    from .execute import exec_in
 
-    return exec_cli(g, ns)
+    cid, request = exec_request(ns)
+    return exec_in(cid, g.root, request)
 
 
 def cmd_pause(g, ns):
@@ -511,21 +513,33 @@ def cmd_resume(g, ns):
 
 
 def cmd_ps(g, ns):
-    from .ps import ps_cli
+    from .container import Container
+    from .ps import ps
 
-    return ps_cli(g, ns)
+    return ps(Container.load(ns.args[0], g.root, lock=False), sys.stdout, ns.format, ns.args[1:])
 
 
 def cmd_events(g, ns):
-    from .events import events_cli
+    from .cli_requests import parse_duration
+    from .container import Container
+    from .events import events
+    from .jsonio import dumps
 
-    return events_cli(g, ns)
+    def emit(event):
+        sys.stdout.write(dumps(event) + "\n")
+        sys.stdout.flush()
+
+    c = Container.load(ns.args[0], g.root, lock=False)
+    return events(c, emit, stats_only=ns.stats, interval=0 if ns.stats else parse_duration(ns.interval))
 
 
 def cmd_update(g, ns):
-    from .update import update_cli
+    from .cli_requests import update_document
+    from .container import Container
+    from .update import update
 
-    return update_cli(g, ns)
+    c = Container.load(ns.args[0], g.root)
+    update(c, update_document(ns, sys.stdin), ns.l3_cache_schema or "", ns.mem_bw_schema or "")
 
 
 def _criu_options(g, ns):

@@ -235,11 +235,16 @@ class _Relaxer:
 
     def device_access(self, rule, access, path):
         """runc keeps the r, w and m it finds and ignores other letters
-        ("rwa" is "rw"); returns False for a rule left with none."""
+        ("rwa" is "rw"); returns False for an allow rule left with none (a
+        deny rule left with none stays, for the schema to refuse)."""
         if rule.get("type", "a") == "a":
             norm = "rwm"  # a wildcard rule ignores its access, in runc and in the kernel
         else:
             norm = "".join(c for c in "rwm" if c in access)
+        if not norm and rule.get("allow") is not True:
+            # runc drops it silently: a deny rule that denies nothing would
+            # loosen what its author meant; the schema refuses it
+            return True
         if not norm:
             self.warn(path + ".access", "%s names none of r, w, m: the rule changes nothing in runc; "
                       "left out" % _q(access))

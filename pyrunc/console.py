@@ -54,38 +54,25 @@ def connect_socket(path):
 
 def socket_pair():
     """(runtime end, container end), both close-on-exec."""
-    import _socket
+    from .channel import socketpair
 
-    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    return a.detach(), b.detach()
+    return socketpair()
 
 
 def send_fd(sock_fd, fd, name="/dev/pts/ptmx"):
-    import _socket
+    from .channel import send_fd
 
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, sock_fd)
-    try:
-        s.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, "little"))])
-    finally:
-        s.detach()
+    send_fd(sock_fd, fd, name.encode())
 
 
 def recv_fd(sock_fd):
     """The one fd sent over `sock_fd` (as go-runc's ReceiveMaster reads it)."""
-    import _socket
+    from .channel import recv_fd
 
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, sock_fd)
-    try:
-        _, anc, _, _ = s.recvmsg(4096, _socket.CMSG_SPACE(4), _socket.MSG_CMSG_CLOEXEC)
-    finally:
-        s.detach()
-    for level, kind, data in anc:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
-            fds = [int.from_bytes(data[i:i + 4], "little") for i in range(0, len(data) - len(data) % 4, 4)]
-            for extra in fds[1:]:
-                os.close(extra)
-            return fds[0]
-    raise ConsoleError("container did not send its console (pty master)")
+    fd, _ = recv_fd(sock_fd)
+    if fd is None:
+        raise ConsoleError("container did not send its console (pty master)")
+    return fd
 
 
 # -- the pty (container side) ----------------------------------------------
@@ -187,9 +174,6 @@ def setup_console(sock_fd, console_size=None, mount_console=False):
 
 # -- the foreground proxy (runtime side) -------------------------------------
 
-FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-
-
 class TerminalProxy:
     """Copies the user's stdin to the pty master and the master to stdout
     until the container's process exits; the user's terminal is in raw
@@ -241,15 +225,10 @@ class TerminalProxy:
         import _signal as signal
         import select
 
-        def forward(signum, frame):
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
+        from .signals import forward_to
 
-        for name in FORWARDED:
-            signal.signal(getattr(signal, name), forward)
-        signal.signal(signal.SIGWINCH, self.resize)
+        forward_to(pid)
+        signal.signal(signal.SIGWINCH, self.resize)  # the window size follows, not the signal
         pidfd = os.pidfd_open(pid)
         try:
             poller = select.poll()
@@ -298,6 +277,8 @@ class TerminalProxy:
 
 def wait_exit_code(pid):
     """Reap `pid`: its exit status, or 128+signal when killed."""
+    from .signals import exit_code
+
     while True:
         try:
             _, status = os.waitpid(pid, 0)
@@ -305,9 +286,7 @@ def wait_exit_code(pid):
             continue
         except ChildProcessError:
             return 0
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
-        return os.WEXITSTATUS(status)
+        return exit_code(status)
 
 
 def console_channel(process, opts):

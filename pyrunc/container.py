@@ -10,11 +10,9 @@ cgroup-backed verbs).  The library face of pyrunc; the CLI is a thin layer.
 from . import lazyos as os  # os without its import cost (see lazyos)
 
 from . import OCI_VERSION
-from .errors import ConfigError, ContainerNotFound, PyruncError, StateDamaged, StateError
-from .procfs import is_alive, start_time
-from .state import StateDir, rfc3339_now
-
-CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+from .errors import ContainerNotFound, PyruncError, StateDamaged, StateError
+from .procfs import is_alive, start_time, wait_gone
+from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, StateDir  # noqa: F401  (statuses re-exported)
 
 
 def _log():
@@ -243,7 +241,7 @@ class Container:
                 # namespace of its own) is still in the cgroup.  runc does
                 # the same; containerd's killall before delete relies on it.
                 if mgr.exists():
-                    mgr.kill_all(sig)
+                    self._kill_all(mgr, sig)
                 return
             if status == STOPPED:
                 return
@@ -275,7 +273,8 @@ class Container:
         if status != STOPPED and self._init_is_member(left.leaves):
             signal_process(self.pid, self.record.get("init_start"), 9, quiet=True)
         targets = left.leaves if self._kills_all_members(config) else [d for d in left.leaves if d in left.ours]
-        alive = reclaim.kill_members(targets)
+        owns = reclaim.owner(self.pid, self.record.get("init_start")) if left.shared else None
+        alive = reclaim.kill_members(targets, shared=left.shared, owns=owns)
         if status == PAUSED:
             reclaim.thaw(left.leaves)  # also where no member was ours to kill: the init must run to die
         if status != STOPPED:
@@ -287,19 +286,35 @@ class Container:
             from .hooks import run_hooks
 
             run_hooks("poststop", hooks, self.hook_state(STOPPED), warn=_log().warning)
-        stays = self._stop_systemd_unit(config)
+        stays = self._stop_systemd_unit(config, left)
         stays += reclaim.remove_dirs(left) + reclaim.remove_rdt(left.rdt) + reclaim.unmount_under(left.mounts_under)
         if alive or stays:
             raise PyruncError("delete %s: left in place: %s" % (self.id, reclaim.describe(alive, stays)))
         self.dir.remove()
 
-    def _stop_systemd_unit(self, config):
+    def _kill_all(self, mgr, sig):
+        """`kill --all`: every member of the container's cgroups, except in
+        one that held older processes (a host cgroup it joined): there
+        only the container's own (pyrunc.reclaim.owner)."""
+        from . import reclaim
+        from .cgroups.fs import leaf_dirs
+
+        leaves = sorted(leaf_dirs(self.record.get("cgroup") or {}))
+        if not reclaim.shared_leaves(leaves, reclaim.container_birth(self.dir, self.record)):
+            mgr.kill_all(sig)
+            return
+        reclaim.signal_owned(leaves, sig, reclaim.owner(self.pid, self.record.get("init_start")))
+
+    def _stop_systemd_unit(self, config, left):
         """--systemd-cgroup: StopUnit of the container's scope (runc's
         destroy), named by the record, else by a damaged record's config
-        ("slice:prefix:name").  -> [(unit, why)] if it could not be stopped."""
+        ("slice:prefix:name").  Never a unit that existed before the
+        container (the record says "joined"; with a damaged one, its
+        cgroups hold older processes).  -> [(unit, why)] if it could not
+        be stopped."""
         cg = self.record.get("cgroup") or {}
-        unit = cg.get("unit") if cg.get("driver") == "systemd" else None
-        if unit is None and self.damage is not None:
+        unit = cg.get("unit") if cg.get("driver") == "systemd" and not cg.get("joined") else None
+        if unit is None and self.damage is not None and not left.shared:
             unit = _systemd_unit_of(config if config is not None else self._raw_config(), self.id)
         if not unit:
             return []
@@ -420,109 +435,3 @@ def signal_process(pid, expected_start, sig, quiet=False):
             raise StateError("container not running") from None
     finally:
         os.close(pidfd)
-
-
-def wait_gone(pid, expected_start, timeout=10.0):
-    """Wait until a process that is not our child has exited."""
-    import select
-
-    if not pid:
-        return
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if expected_start is not None and start_time(pid) != expected_start:
-            return
-        p = select.poll()
-        p.register(pidfd, select.POLLIN)
-        p.poll(int(timeout * 1000))
-    finally:
-        os.close(pidfd)
-
-
-def _under_proc(m):
-    """A mount at or under /proc other than the usual fresh procfs there."""
-    dest = "/" + m.destination.strip("/")
-    return (dest == "/proc" and m.type != "proc") or dest.startswith("/proc/")
-
-
-def check_bundle_spec(spec, plan):
-    """Refuse configs pyrunc cannot honour, before touching the system."""
-    if spec.process is None:
-        raise ConfigError("process: is required to create a container")
-    if not spec.process.args:
-        raise ConfigError("process.args: must not be empty")
-    if spec.root is None:
-        raise ConfigError("root: is required on Linux")
-    if spec.hostname and not plan.has("uts"):
-        raise ConfigError("hostname: cannot set hostname without a private UTS namespace")
-    if spec.domainname and not plan.has("uts"):
-        raise ConfigError("domainname: cannot set domainname without a private UTS namespace")
-    if spec.process.apparmor_profile or spec.process.selinux_label or spec.linux.mount_label:
-        from .security.lsm import check_labels
-
-        check_labels(spec.process, spec.linux.mount_label)
-    from .security import process_attrs
-
-    process_attrs.check(spec.process, spec.linux)
-    if spec.linux.intel_rdt is not None:
-        from .intelrdt import check as check_intel_rdt
-
-        check_intel_rdt(spec.linux.intel_rdt)
-    if spec.process.capabilities is not None:
-        from .security.capabilities import check, check_within_bounding
-
-        check(spec.process.capabilities)
-        check_within_bounding(spec.process.capabilities)
-    if spec.process.rlimits:
-        import resource
-
-        for i, rl in enumerate(spec.process.rlimits):
-            if not rl.type.startswith("RLIMIT_") or not hasattr(resource, rl.type):
-                raise ConfigError("process.rlimits[%d].type: unknown rlimit %r" % (i, rl.type))
-    if plan.new_user and not spec.linux.uid_mappings:
-        raise ConfigError("linux.uidMappings: user namespace needs uid mappings")
-    if spec.linux.uid_mappings and not plan.has("user"):
-        raise ConfigError("linux.uidMappings: mappings given without a user namespace")
-    if any(_under_proc(m) for m in spec.mounts):
-        from .rootfs import check_proc_destinations
-
-        check_proc_destinations(spec.mounts)
-    if any(m.idmapped for m in spec.mounts):
-        from .idmap import check as check_idmapped_mounts
-
-        check_idmapped_mounts(spec, plan)
-    if spec.linux.seccomp_doc is not None and os.geteuid() != 0:
-        spec.linux.seccomp.check_notify_sent_by_process()
-    if spec.linux.time_offsets and "time" not in plan.new_types:
-        raise ConfigError("linux.timeOffsets: requires a new time namespace")
-    for key in spec.linux.sysctl:
-        check_sysctl(key, plan)
-    if spec.linux.net_devices:
-        from .netdevices import check
-
-        check(spec, plan)
-
-
-_IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-                          "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"))
-
-
-def check_sysctl(key, plan):
-    """Only namespaced sysctls, each with its namespace (as runc checks)."""
-    field = "linux.sysctl[%r]" % key
-    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
-        if not plan.has("ipc"):
-            raise ConfigError("%s: requires a new IPC namespace" % field)
-        return
-    if key.startswith("net."):
-        if not plan.has("network"):
-            raise ConfigError("%s: requires a new network namespace" % field)
-        return
-    if key in ("kernel.hostname", "kernel.domainname"):
-        if not plan.has("uts"):
-            raise ConfigError("%s: requires a new UTS namespace" % field)
-        return
-    raise ConfigError("%s: sysctl is not namespaced and cannot be set in a container" % field)

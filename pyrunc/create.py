@@ -1,39 +1,21 @@
-"""`create`: the runtime side of making a container (see process.py for the
-children).  Nothing is touched before the config is validated, and any
-failure undoes everything made so far."""
+"""`create`: the runtime side of making a container (spawn.py forks the
+init, child.py is the init, channel.py their messages).  Nothing is
+touched before the config is validated, and any failure undoes everything
+made so far."""
 import os
 
 from . import linux
 from .errors import ConfigError, PyruncError
-from .state import StateDir, rfc3339_now, write_atomic
-
-
-_LOADED = {}
-
-
-def load_spec(bundle):
-    """(raw dict, Spec) of <bundle>/config.json, validated.  Memoized per
-    file identity: a foreground `run` looks at the config before create."""
-    from .spec import Spec
-
-    from .validate import load_config
-
-    path = os.path.join(bundle, "config.json")
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ConfigError("no such file (bundle %s)" % bundle) from None
-    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _LOADED:
-        raw = load_config(path)
-        _LOADED[key] = (raw, Spec(raw))
-    return _LOADED[key]
+from .log import rfc3339_now
+from .state import StateDir, write_atomic
 
 
 def create_container(cls, cid, bundle, root, opts):
-    from .container import CREATED, CREATING, check_bundle_spec
+    from .child import InitJob
     from .namespaces import NamespacePlan
     from .process import check_inherited_fds
+    from .state import CREATED, CREATING
+    from .validate import check_spec, load_spec
 
     listen_fds = check_inherited_fds(opts.preserve_fds)  # before we open any fd
     bundle = os.path.abspath(bundle or ".")
@@ -46,7 +28,7 @@ def create_container(cls, cid, bundle, root, opts):
     sd = StateDir(root, cid)  # validates the id first
     raw, spec = load_spec(bundle)
     plan = NamespacePlan(spec.linux)
-    check_bundle_spec(spec, plan)
+    check_spec(spec, plan)
     if opts.no_pivot and spec.linux.rootfs_propagation in ("private", "rprivate"):
         # runc refuses it: after the MS_MOVE, a private root would make
         # unmounting the host's mounts below it never propagate back
@@ -63,7 +45,6 @@ def create_container(cls, cid, bundle, root, opts):
         from .console import console_channel
 
     console_fd = console_channel(spec.process, opts)
-    notify_fds = notify_channel(spec)
     join_fds = plan.open_join_fds()
     idmapped = {}
 
@@ -96,15 +77,19 @@ def create_container(cls, cid, bundle, root, opts):
             from .idmap import make_trees
 
             idmapped = make_trees(spec)  # with the host's privileges, before the fork
-        _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made,
-               console_fd=console_fd, listen_fds=listen_fds, idmapped=idmapped, notify_fds=notify_fds)
+        job = InitJob(spec, rootfs, plan, -1, cid, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+                      preserve_fds=opts.preserve_fds or 0, listen_fds=listen_fds, console_fd=console_fd,
+                      cgroup_manager=mgr, idmapped=idmapped, notify_by_fd=notify_by_fd(spec))
+        _spawn(container, job, join_fds, opts.one_shot, made)
         container.record["status"] = CREATED
         container.save()
         if opts.pid_file:
             write_pid_file(opts.pid_file, container.pid)
-        made.sync.send("C")
-        made.sync.close()
-        made.sync = None
+        from .channel import COMMIT
+
+        made.channel.send(COMMIT)
+        made.channel.close()
+        made.channel = None
         return container
     except BaseException:
         made.undo(container)
@@ -112,7 +97,7 @@ def create_container(cls, cid, bundle, root, opts):
         raise
     finally:
         made.close_net()
-        for fd in ([fd for _, fd in join_fds] + list(idmapped.values()) + list(notify_fds)
+        for fd in ([fd for _, fd in join_fds] + list(idmapped.values())
                    + ([console_fd] if console_fd is not None else [])):
             try:
                 os.close(fd)
@@ -151,15 +136,10 @@ def _no_console(process, opts):
     return None
 
 
-def notify_channel(spec):
-    """(runtime end, init end) of a socket pair for the seccomp notify fd,
-    or ().  An unprivileged runtime may not pidfd_getfd its non-dumpable
-    init (root does, as runc): the init sends the fd itself."""
-    if os.geteuid() == 0 or spec.linux.seccomp_doc is None or not spec.linux.seccomp.uses_notify:
-        return ()
-    from .process import notify_socketpair
-
-    return notify_socketpair()
+def notify_by_fd(spec):
+    """An unprivileged runtime may not pidfd_getfd its non-dumpable init
+    (root does, as runc): then the init sends the seccomp notify fd itself."""
+    return os.geteuid() != 0 and spec.linux.seccomp is not None and spec.linux.seccomp.uses_notify
 
 
 def _config_as_taken(bundle, raw):
@@ -186,7 +166,7 @@ def write_pid_file(path, pid):
 def _make_cgroup(spec, cid, opts, sd):
     from .cgroups import manager_for
 
-    mgr = manager_for(spec.linux.cgroups_path, cid, container_resources(spec),
+    mgr = manager_for(spec.linux.cgroups_path, cid, spec.linux.resources,
                       rootless=bool(opts.rootless), systemd=opts.systemd_cgroup,
                       annotations=spec.annotations if opts.systemd_cgroup else None)
     if mgr is not None:
@@ -216,28 +196,15 @@ def _make_rdt_group(spec, container):
     record(prepare(spec.linux.intel_rdt, container.id, record, intend))
 
 
-def container_resources(spec):
-    """linux.resources with runc's device rules: the config's rules, then
-    runc's default allow-list (cgroups.with_default_devices).  A
-    linux.devices node gets no rule of its own: as in runc, the config's
-    resources.devices say whether it may be opened."""
-    from .cgroups import with_default_devices
-    from .cgroups.resources import Resources
-
-    doc = dict(spec.linux.resources_doc or {})
-    doc["devices"] = list(doc.get("devices") or ())
-    return with_default_devices(Resources.from_dict(doc), spec.linux.devices)
-
-
 class _Undo:
     """What a failed create must take back."""
 
-    __slots__ = ("cgroup", "pids", "sync", "hooks_ran", "child", "net")
+    __slots__ = ("cgroup", "pids", "channel", "hooks_ran", "child", "net")
 
     def __init__(self):
         self.cgroup = None
         self.pids = []
-        self.sync = None
+        self.channel = None
         self.hooks_ran = False
         self.child = 0  # an init forked directly is ours to reap
         self.net = None  # (fd of the container's netns, [moved netDevices])
@@ -248,18 +215,18 @@ class _Undo:
             self.net = None
 
     def undo(self, container):
-        from .container import wait_gone
+        from .procfs import wait_gone
 
         if self.net is not None and self.net[1]:
             # While the init lives its namespace does: give the devices back
-            # before closing the sync pipe (the init exits on its EOF).
+            # before closing the channel (the init exits on its EOF).
             from .log import logger
             from .netdevices import move_back
 
             move_back(self.net[0], self.net[1], logger().warning)
         self.close_net()
-        if self.sync is not None:
-            self.sync.close()
+        if self.channel is not None:
+            self.channel.close()
         for pid, start in self.pids:
             try:
                 os.kill(pid, 9)
@@ -267,7 +234,9 @@ class _Undo:
                 pass
             wait_gone(pid, start)
         if self.child:
-            _reap(self.child)
+            from .spawn import reap
+
+            reap(self.child)
         if self.cgroup is not None:
             try:
                 self.cgroup.destroy()
@@ -295,110 +264,44 @@ class _Undo:
                 run_hooks("poststop", hooks, container.hook_state("stopped"), warn=logger().warning)
 
 
-def _spawn(container, spec, plan, join_fds, rootfs, mgr, opts, made, console_fd=None, listen_fds=0,
-           idmapped=None, notify_fds=()):
-    from .process import InitContext, stage1_main
+def _spawn(container, job, join_fds, one_shot, made):
+    """Fork the init (spawn.spawn) and take it through the create messages
+    up to READY."""
+    from .child import Entry
+    from .spawn import spawn
 
-    notify_ours, notify_theirs = notify_fds or (None, None)
-    fifo_fd = os.open(container.dir.fifo, linux.O_PATH | os.O_CLOEXEC)
-    ctx = InitContext(spec=spec, rootfs=rootfs, plan=plan, join_fds=join_fds,
-                      fifo_fd=fifo_fd, no_pivot=opts.no_pivot,
-                      no_new_keyring=opts.no_new_keyring,
-                      preserve_fds=listen_fds + (opts.preserve_fds or 0), listen_fds=listen_fds,
-                      console_fd=console_fd,
-                      cgroup_manager=mgr, container_id=container.id, idmapped=idmapped,
-                      notify_sock=notify_theirs,
-                      close_fds=[container.dir._lock_fd] + ([notify_ours] if notify_fds else []))
-    p2c_r, p2c_w = os.pipe()
-    c2p_r, c2p_w = os.pipe()
-    # The runtime must not be dumpable (ptrace-able, /proc/pid/exe readable)
-    # by anything in the container it is about to create (CVE-2019-5736).
-    # Unprivileged, the parent can only write the child's id maps while the
-    # child is dumpable: then both drop it right after the maps (stage 1
-    # has only an empty user namespace by then).
-    unprivileged = os.geteuid() != 0
-    if not unprivileged:
-        linux.set_dumpable(False)
-    if opts.one_shot and not unprivileged and _init_can_be_forked_directly(plan):
-        return _spawn_direct(container, spec, ctx, made, fifo_fd, (p2c_r, p2c_w, c2p_r, c2p_w))
-    pid, sync = _fork_child(os.fork, stage1_main, ctx, fifo_fd, (p2c_r, p2c_w, c2p_r, c2p_w))
-    made.sync = sync
+    spec, plan, mgr = job.spec, job.plan, job.cgroup_manager
+    # A library caller (not one_shot) always gets stage 1: the init is never
+    # its child.  Unprivileged, the id maps need stage 1 anyway.
+    two_stage = not (one_shot and os.geteuid() == 0 and not plan.needs_stage1())
+    job.fifo_fd = os.open(container.dir.fifo, linux.O_PATH | os.O_CLOEXEC)
     try:
-        if plan.new_user:
-            sync.expect("U")
-            from .namespaces import write_id_maps
-
-            write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings,
-                          deny_setgroups=os.geteuid() != 0)
-        if unprivileged:
-            linux.set_dumpable(False)
-        if mgr is not None:
-            mgr.add_pid(pid)
-        sync.send("G")
-        init_pid = int(sync.expect("P"))
-    except BaseException:
-        # Stage 1 may be blocked waiting for "G": reaping it without this
-        # would wait forever (a failed cgroup join hung create).
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-        raise
+        entry = Entry(two_stage, join_fds, new_flags=plan.new_flags, new_user=plan.new_user,
+                      time_offsets=spec.linux.time_offsets if "time" in plan.new_types else None,
+                      user_ns=plan.has("user"), cgroup=None if two_stage else mgr,
+                      close_fds=[container.dir._lock_fd])
+        spawned = spawn(entry, job, id_maps=(spec.linux.uid_mappings, spec.linux.gid_mappings),
+                        join_cgroup=mgr.add_pid if two_stage and mgr is not None else None,
+                        pidns=(dict(join_fds).get("pid"), "pid" in plan.new_types))
     finally:
-        _reap(pid)
-    _finish_spawn(container, spec, sync, made, init_pid, notify_ours)
+        os.close(job.fifo_fd)
+    made.channel = spawned.channel
+    if spawned.ours:
+        made.child = spawned.pid  # an init forked directly is ours to reap
+    _finish_spawn(container, spec, spawned, made)
 
 
-def _init_can_be_forked_directly(plan):
-    """Without user and time namespaces nothing has to happen between
-    entering the namespaces and forking pid 1 that the parent cannot do
-    for itself (a user namespace must exist before the others, owning them;
-    time offsets must be written before the first process enters)."""
-    return not plan.has("user") and not plan.has("time")
+def _finish_spawn(container, spec, spawned, made):
+    from .channel import HOOKS_DONE, MOUNTS_READY, NOTIFY_FD, READY, STATE, unexpected
 
-
-def _spawn_direct(container, spec, ctx, made, fifo_fd, pipes):
-    """One fork instead of two: the parent enters the container's pid
-    namespace for its children only (unshare/setns CLONE_NEWPID changes
-    pid_for_children, not the caller), forks the init as that namespace's
-    pid 1, and returns to its own at once."""
-    from .namespaces import fork_into_pid_ns
-    from .process import direct_init_main
-
-    def fork():
-        return fork_into_pid_ns(dict(ctx.join_fds).get("pid"), new="pid" in ctx.plan.new_types,
-                                cgroup=ctx.cgroup_manager)
-
-    pid, made.sync = _fork_child(fork, direct_init_main, ctx, fifo_fd, pipes)
-    made.child = pid  # the init joins its cgroup itself (join_self)
-    _finish_spawn(container, spec, made.sync, made, pid)
-
-
-def _fork_child(fork, child_main, ctx, fifo_fd, pipes):
-    """fork() a child that runs child_main(ctx, its Sync) and never returns;
-    -> (pid, the parent's Sync).  Each side closes the other's pipe ends."""
-    from .process import Sync
-
-    p2c_r, p2c_w, c2p_r, c2p_w = pipes
-    pid = fork()
-    if pid == 0:
-        os.close(p2c_w)
-        os.close(c2p_r)
-        child_main(ctx, Sync(p2c_r, c2p_w))
-        os._exit(1)
-    os.close(p2c_r)
-    os.close(c2p_w)
-    os.close(fifo_fd)
-    return pid, Sync(c2p_r, p2c_w)
-
-
-def _finish_spawn(container, spec, sync, made, init_pid, notify_sock=None):
+    ch = spawned.channel
+    init_pid = spawned.pid
     container.record["pid"] = init_pid
     container.record["init_start"] = start = _start_time_or_fail(init_pid)
     made.pids.append((init_pid, start))
     container.save()
 
-    sync.expect("H")
+    ch.expect(MOUNTS_READY)
     if spec.linux.intel_rdt is not None:
         from .intelrdt import Group, add_pid
 
@@ -407,20 +310,21 @@ def _finish_spawn(container, spec, sync, made, init_pid, notify_sock=None):
         _move_net_devices(spec, made, init_pid)
     made.hooks_ran = True
     _run_runtime_hooks(container, spec)
-    sync.send("G")
+    ch.send(HOOKS_DONE)
     from .jsonio import dumps
 
     doc = container.hook_state("creating")
     if not (spec.hooks.get("createContainer") or spec.hooks.get("startContainer")):
         doc.pop("annotations", None)  # only the init's hooks read this state: keep it short
-    sync.send("S", dumps(doc))
-    tag, payload = sync.recv()
-    if tag == "N":
-        fd = _take_notify_fd(init_pid, payload, notify_sock)
-        _seccomp_to_listener(spec, sync, fd, container.hook_state("creating"))
-        tag, payload = sync.recv()
-    if tag != "R":
-        _unexpected(tag, payload)
+    ch.send(STATE, dumps(doc))
+    tag, payload = ch.recv()
+    if tag == NOTIFY_FD:
+        from .spawn import to_listener
+
+        to_listener(spawned, payload, spec.linux.seccomp, container.hook_state("creating"))
+        tag, payload = ch.recv()
+    if tag != READY:
+        unexpected(tag, payload, "READY")
 
 
 def _move_net_devices(spec, made, init_pid):
@@ -439,43 +343,6 @@ def _move_net_devices(spec, made, init_pid):
     move_in(spec, made.net[0], made.net[1])
 
 
-def _take_notify_fd(pid, payload, sock):
-    """The init loaded a notify filter: our copy of its fd, taken with
-    pidfd_getfd (`payload` is its number) or received on `sock` (sent by
-    the init before it said so)."""
-    from .security.seccomp import fetch_fd, recv_fd
-
-    if sock is None:
-        return fetch_fd(pid, int(payload))
-    fd, _ = recv_fd(sock)
-    if fd is None:
-        raise PyruncError("container init did not send its seccomp notify fd")
-    return fd
-
-
-def _seccomp_to_listener(spec, sync, fd, state):
-    """Let the init go on, hand its notify fd (closed here) to
-    linux.seccomp.listenerPath with the container state (runc's order)."""
-    from .security.seccomp import send_to_listener
-
-    sec = spec.linux.seccomp
-    try:
-        sync.send("n")
-        send_to_listener(fd, sec.listener_path, state, sec.listener_metadata)
-    finally:
-        os.close(fd)
-
-
-def _unexpected(tag, payload):
-    from .process import SyncError, child_error
-
-    if tag == "E":
-        raise child_error(payload)
-    if tag == "EOF":
-        raise SyncError("container init exited unexpectedly")
-    raise SyncError("unexpected message %r from container init" % tag)
-
-
 def _start_time_or_fail(pid):
     from .procfs import start_time
 
@@ -483,13 +350,6 @@ def _start_time_or_fail(pid):
     if start is None:
         raise PyruncError("container init exited unexpectedly")
     return start
-
-
-def _reap(pid):
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 def _run_runtime_hooks(container, spec):

@@ -201,17 +201,13 @@ class Swrk:
             raise CriuError("criu swrk: %s" % (e.strerror or e)) from None
 
     def _recv(self, req_type):
-        import _socket
+        from .channel import recv_fds  # the one SCM_RIGHTS receiver
 
         self._await_answer(req_type)
         try:
-            data, anc, flags, _ = self.sock.recvmsg(1 << 20, _socket.CMSG_SPACE(16 * 4), _socket.MSG_CMSG_CLOEXEC)
+            fds, data = recv_fds(self.sock.fileno(), 1 << 20, 16)
         except OSError as e:
             raise CriuError("criu swrk: %s" % (e.strerror or e)) from None
-        fds = []
-        for level, kind, payload in anc:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds += [int.from_bytes(payload[i:i + 4], "little") for i in range(0, len(payload) - 3, 4)]
         if not data:
             code = self.wait(EXIT_GRACE)
             raise CriuError("criu %s: criu exited (%s) without an answer" % (TYPE_NAMES.get(req_type, req_type), status_text(code)))

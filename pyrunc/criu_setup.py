@@ -208,17 +208,15 @@ def resolve_in_rootfs(rootfs, path):
 
 def mount_points(pid):
     """The mount points of `pid`'s mount namespace, as it sees them."""
+    from .cgroups.paths import unescape  # mountinfo's octal escapes
+
     with open("/proc/%d/mountinfo" % pid) as f:
-        return {_unescape(line.split()[4]) for line in f if line.strip()}
+        return {unescape(line.split()[4]) for line in f if line.strip()}
 
 
 def mount_ids(pid):
     with open("/proc/%d/mountinfo" % pid) as f:
         return {int(line.split(None, 1)[0]) for line in f if line.strip()}
-
-
-def _unescape(s):
-    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
 def ns_key(ns_type):

@@ -8,7 +8,7 @@ def features():
     from .rootfs import PROPAGATION_OPTIONS, REC_ATTR_OPTIONS, _FLAG_OPTIONS
     from .security.capabilities import known_caps
     from .security.process_attrs import MPOL_FLAGS, MPOL_MODES
-    from .spec import HOOK_KINDS, NAMESPACE_FLAGS
+    from .spec import HOOK_KINDS, NAMESPACE_FILES
 
     doc = {
         "ociVersionMin": "1.0.0",
@@ -16,7 +16,7 @@ def features():
         "hooks": list(HOOK_KINDS),
         "mountOptions": sorted(set(_FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | set(REC_ATTR_OPTIONS)),
         "linux": {
-            "namespaces": sorted(NAMESPACE_FLAGS),
+            "namespaces": sorted(NAMESPACE_FILES),
             "capabilities": list(known_caps()),
             "cgroup": _cgroup_features(),
             "apparmor": {"enabled": False},

@@ -13,6 +13,7 @@ applies the mapping to every mount under the source (rbind); `idmap` to the
 top one only.  Without mappings of its own a mount takes the container's
 user namespace mappings; with neither, the config is refused.
 """
+import errno
 import os
 
 from . import linux
@@ -53,7 +54,7 @@ def make_trees(spec):
             except OSError as e:
                 raise ConfigError("mounts[%d]: idmapped mount of %s: %s%s" % (
                     i, m.source, e.strerror,
-                    " (its filesystem may not support idmapped mounts)" if e.errno == 22 else "")) from None
+                    " (its filesystem may not support idmapped mounts)" if e.errno == errno.EINVAL else "")) from None
     except BaseException:
         close_all(trees)
         raise
@@ -96,7 +97,7 @@ def userns_with_maps(uid_mappings, gid_mappings):
     os.close(done_r)
     try:
         if os.read(ready_r, 1) != b"1":
-            raise OSError(1, "could not make a user namespace for an idmapped mount")
+            raise OSError(errno.EPERM, "could not make a user namespace for an idmapped mount")
         write_id_maps(pid, uid_mappings, gid_mappings)
         return os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)
     finally:

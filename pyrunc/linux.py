@@ -1,61 +1,64 @@
 """Python face of the C shim: syscalls the os module lacks, raising OSError.
 
-Constants live here too so that no caller needs the shim's internals.
+Constants live here too so that no caller needs the shim's internals; the
+clone, mount and prctl ones are declared to cffi and take their values from
+the C headers when the shim is built (_native/build_core.py).
 """
+import errno
 import os
 
 from ._native_core import ffi, lib
 
 # clone/unshare/setns flags
-CLONE_NEWTIME = 0x00000080
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = lib.CLONE_NEWTIME
+CLONE_NEWNS = lib.CLONE_NEWNS
+CLONE_NEWCGROUP = lib.CLONE_NEWCGROUP
+CLONE_NEWUTS = lib.CLONE_NEWUTS
+CLONE_NEWIPC = lib.CLONE_NEWIPC
+CLONE_NEWUSER = lib.CLONE_NEWUSER
+CLONE_NEWPID = lib.CLONE_NEWPID
+CLONE_NEWNET = lib.CLONE_NEWNET
 
 # mount(2) flags
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_SYNCHRONOUS = 0x10
-MS_REMOUNT = 0x20
-MS_MANDLOCK = 0x40
-MS_DIRSYNC = 0x80
-MS_NOSYMFOLLOW = 0x100
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
-MS_BIND = 0x1000
-MS_MOVE = 0x2000
-MS_REC = 0x4000
-MS_SILENT = 0x8000
-MS_POSIXACL = 0x10000
-MS_UNBINDABLE = 0x20000
-MS_PRIVATE = 0x40000
-MS_SLAVE = 0x80000
-MS_SHARED = 0x100000
-MS_RELATIME = 0x200000
-MS_I_VERSION = 0x800000
-MS_STRICTATIME = 0x1000000
-MS_LAZYTIME = 0x2000000
+MS_RDONLY = lib.MS_RDONLY
+MS_NOSUID = lib.MS_NOSUID
+MS_NODEV = lib.MS_NODEV
+MS_NOEXEC = lib.MS_NOEXEC
+MS_SYNCHRONOUS = lib.MS_SYNCHRONOUS
+MS_REMOUNT = lib.MS_REMOUNT
+MS_MANDLOCK = lib.MS_MANDLOCK
+MS_DIRSYNC = lib.MS_DIRSYNC
+MS_NOSYMFOLLOW = lib.MS_NOSYMFOLLOW
+MS_NOATIME = lib.MS_NOATIME
+MS_NODIRATIME = lib.MS_NODIRATIME
+MS_BIND = lib.MS_BIND
+MS_MOVE = lib.MS_MOVE
+MS_REC = lib.MS_REC
+MS_SILENT = lib.MS_SILENT
+MS_POSIXACL = lib.MS_POSIXACL
+MS_UNBINDABLE = lib.MS_UNBINDABLE
+MS_PRIVATE = lib.MS_PRIVATE
+MS_SLAVE = lib.MS_SLAVE
+MS_SHARED = lib.MS_SHARED
+MS_RELATIME = lib.MS_RELATIME
+MS_I_VERSION = lib.MS_I_VERSION
+MS_STRICTATIME = lib.MS_STRICTATIME
+MS_LAZYTIME = lib.MS_LAZYTIME
 
-MNT_DETACH = 0x2
-UMOUNT_NOFOLLOW = 0x8
+MNT_DETACH = lib.MNT_DETACH
+UMOUNT_NOFOLLOW = lib.UMOUNT_NOFOLLOW
 
 # prctl(2)
-PR_SET_PDEATHSIG = 1
-PR_SET_DUMPABLE = 4
-PR_SET_KEEPCAPS = 8
-PR_CAPBSET_READ = 23
-PR_CAPBSET_DROP = 24
-PR_SET_NO_NEW_PRIVS = 38
-PR_SET_CHILD_SUBREAPER = 36
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_RAISE = 2
-PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_PDEATHSIG = lib.PR_SET_PDEATHSIG
+PR_SET_DUMPABLE = lib.PR_SET_DUMPABLE
+PR_SET_KEEPCAPS = lib.PR_SET_KEEPCAPS
+PR_CAPBSET_READ = lib.PR_CAPBSET_READ
+PR_CAPBSET_DROP = lib.PR_CAPBSET_DROP
+PR_SET_NO_NEW_PRIVS = lib.PR_SET_NO_NEW_PRIVS
+PR_SET_CHILD_SUBREAPER = lib.PR_SET_CHILD_SUBREAPER
+PR_CAP_AMBIENT = lib.PR_CAP_AMBIENT
+PR_CAP_AMBIENT_RAISE = lib.PR_CAP_AMBIENT_RAISE
+PR_CAP_AMBIENT_CLEAR_ALL = lib.PR_CAP_AMBIENT_CLEAR_ALL
 
 # openat2 resolve flags
 RESOLVE_NO_XDEV = 0x01
@@ -89,6 +92,36 @@ FSMOUNT_CLOEXEC = 0x1
 FSCONFIG_SET_STRING = 1
 FSCONFIG_CMD_CREATE = 6
 MOUNT_ATTR_IDMAP = 0x100000
+
+
+# The kernel seam: the spawn, namespace, rootfs and process steps make every
+# syscall through one object, this module by default; tests/fakekernel.py is
+# a recording fake with the same names.  Besides the shim's calls below,
+# these are the os module's.
+open = os.open
+close = os.close
+fstat = os.fstat
+mkdir = os.mkdir
+mknod = os.mknod
+chown = os.chown
+chmod = os.chmod
+symlink = os.symlink
+unlink = os.unlink
+readlink = os.readlink
+chdir = os.chdir
+fchdir = os.fchdir
+statvfs = os.statvfs
+exists = os.path.exists
+isdir = os.path.isdir
+realpath = os.path.realpath
+fork = os.fork
+setsid = os.setsid
+setgroups = os.setgroups
+setresuid = os.setresuid
+setresgid = os.setresgid
+umask = os.umask
+execve = os.execve
+write = os.write
 
 
 def _check(rc, what=None):
@@ -158,7 +191,7 @@ def openat2(dirfd, path, flags, resolve, mode=0):
     bpath = _b(path)
     for _ in range(OPENAT2_ATTEMPTS - 1):
         rc = lib.pyrunc_openat2(dirfd, bpath, flags | os.O_CLOEXEC, mode, resolve)
-        if rc >= 0 or ffi.errno != 11:  # EAGAIN
+        if rc >= 0 or ffi.errno != errno.EAGAIN:
             return _check(rc, path)
     return _check(lib.pyrunc_openat2(dirfd, bpath, flags | os.O_CLOEXEC, mode, resolve), path)
 

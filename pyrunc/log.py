@@ -30,7 +30,7 @@ class Logger:
         log through it after the container's stdio has taken fd 2."""
         if self.level <= 10:
             # the children log after pivot_root / setns(mnt): import now
-            from . import state  # noqa: F401  (rfc3339_now)
+            import time  # noqa: F401  (rfc3339_now)
             if self.fmt == "json":
                 from . import jsonio  # noqa: F401
         if self.path:
@@ -56,8 +56,6 @@ class Logger:
     def log(self, level, msg):
         if _LEVELS[level] < self.level:
             return
-        from .state import rfc3339_now
-
         now = rfc3339_now()
         if self.fmt == "json":
             from .jsonio import dumps
@@ -114,3 +112,13 @@ def report_error(msg):
     _logger.error(msg)
     if not _logger.to_stderr:
         sys.stderr.write(msg + "\n")
+
+
+def rfc3339_now():
+    """UTC time with nanoseconds, like Go's time.RFC3339Nano (runc's `created`)."""
+    import time
+
+    ns = time.time_ns()
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return "%s.%sZ" % (base, ("%09d" % frac).rstrip("0")) if frac else base + "Z"

@@ -67,3 +67,23 @@ def open_private_procfs():
         return linux.fsmount(fs, linux.FSMOUNT_CLOEXEC, 0)
     finally:
         os.close(fs)
+
+
+def wait_gone(pid, expected_start, timeout=10.0):
+    """Wait until a process that is not our child has exited."""
+    import select
+
+    if not pid:
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if expected_start is not None and start_time(pid) != expected_start:
+            return
+        p = select.poll()
+        p.register(pidfd, select.POLLIN)
+        p.poll(int(timeout * 1000))
+    finally:
+        os.close(pidfd)

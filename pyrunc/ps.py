@@ -1,29 +1,27 @@
 """`ps`: the container's processes (from its cgroup), as `ps` prints them
 (table) or as a JSON list of host pids."""
-import sys
-
 from .errors import PyruncError
 
 
-def ps_cli(g, ns):
-    from .container import Container
+def ps(c, out, fmt="table", ps_args=()):
+    """Write container `c`'s processes to `out` in format `fmt` ("table":
+    the lines of `ps ps_args` (default -ef) whose PID is the container's;
+    "json": the host pids)."""
     from .jsonio import dumps
 
-    c = Container.load(ns.args[0], g.root, lock=False)
     pids = c.pids()
-    if ns.format == "json":
-        sys.stdout.write(dumps(pids) + "\n")
+    if fmt == "json":
+        out.write(dumps(pids) + "\n")
         return 0
-    if ns.format != "table":
+    if fmt != "table":
         raise PyruncError("invalid format option")
     import subprocess
 
-    ps_args = ns.args[1:] or ["-ef"]
     try:
-        out = subprocess.run(["ps"] + ps_args, stdout=subprocess.PIPE, check=True).stdout.decode()
+        text = subprocess.run(["ps"] + list(ps_args or ["-ef"]), stdout=subprocess.PIPE, check=True).stdout.decode()
     except (OSError, subprocess.CalledProcessError) as e:
         raise PyruncError("ps: %s" % e) from None
-    lines = out.splitlines()
+    lines = text.splitlines()
     if not lines:
         return 0
     try:
@@ -31,9 +29,9 @@ def ps_cli(g, ns):
     except ValueError:
         raise PyruncError("couldn't find PID field in ps output") from None
     wanted = set(pids)
-    sys.stdout.write(lines[0] + "\n")
+    out.write(lines[0] + "\n")
     for line in lines[1:]:
         fields = line.split()
         if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
-            sys.stdout.write(line + "\n")
+            out.write(line + "\n")
     return 0

@@ -9,7 +9,10 @@ Where the container's cgroups are:
   - the paths config.json implies (runc's placement rules), when state.json
     cannot be used.
 Its processes are the members of those cgroups (and of cgroups below
-them), never a pid taken on trust.  Everything is bounded: processes that
+them), never a pid taken on trust.  A cgroup that held a process older
+than the container (a config may name a populated host cgroup such as
+/system.slice: runc warns and goes on) is `shared`: there only the
+container's own processes are killed (see owner()), never the others.  Everything is bounded: processes that
 do not die in time and directories that stay are reported in one line.
 """
 import errno
@@ -27,11 +30,12 @@ class Leftovers:
     emptied and removed with everything below them when `ours`), `ours`
     (made by its create: removed; parents only when empty)."""
 
-    __slots__ = ("leaves", "ours", "rdt", "mounts_under")
+    __slots__ = ("leaves", "ours", "shared", "rdt", "mounts_under")
 
     def __init__(self):
         self.leaves = []
         self.ours = set()
+        self.shared = set()  # leaves holding processes older than the container
         self.rdt = []
         self.mounts_under = []  # rootfs of a container without a mount namespace
 
@@ -63,10 +67,17 @@ def gather(sd, record, config):
     allowed = _under_cgroup_mounts()
     out.leaves = [d for d in out.leaves if allowed(d)]
     out.ours = {d for d in out.ours if allowed(d)}
+    out.shared = shared_leaves(out.leaves, container_birth(sd, record))
+    out.ours -= out.shared  # it existed, populated, before the container
     rdt = (record or {}).get("intel_rdt") or {}
     out.rdt = list(rdt.get("owned") or ())
     out.rdt += [d for d in journal.get("intel_rdt") or () if d not in out.rdt]
+    out.rdt = [d for d in out.rdt if _under_resctrl(d)]
     out.mounts_under = [d for d in journal.get("mounts_under") or () if d.rstrip("/")]
+    rootfs = (record or {}).get("rootfs")
+    if rootfs:  # create journals only points strictly below the rootfs
+        below = rootfs.rstrip("/") + "/"
+        out.mounts_under = [d for d in out.mounts_under if d.startswith(below) and "/../" not in d + "/"]
     return out
 
 
@@ -135,6 +146,74 @@ def _under_cgroup_mounts():
     return allowed
 
 
+def container_birth(sd, record):
+    """The container's start in clock ticks since boot (as /proc/<pid>/stat
+    gives start times): its init's, else config.json's write at create
+    (less a few ticks of slack); None when neither is known."""
+    start = (record or {}).get("init_start")
+    if start:
+        return start
+    try:
+        age = time.time() - os.stat(sd.file("config.json")).st_mtime
+    except OSError:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    return int((time.clock_gettime(time.CLOCK_BOOTTIME) - age) * hz) - 2
+
+
+def shared_leaves(leaves, birth):
+    """The leaves holding a process that started before `birth` (all of
+    them when `birth` is unknown and they hold any): cgroups the container
+    only joined, whose other members are not its own."""
+    from .procfs import start_time
+
+    out = set()
+    for d in leaves:
+        for pid in members([d]):
+            st = start_time(pid)
+            if st is not None and (birth is None or st < birth):
+                out.add(d)
+                break
+    return out
+
+
+def owner(init_pid, init_start):
+    """-> owns(pid): whether a member of a shared cgroup is the container's:
+    in its init's pid namespace (while the init lives, if it has one of its
+    own), or in its init's session and no older than it (the init calls
+    setsid; the kernel reuses no pid while a session of that number lives).
+    Nothing is when the init is unknown."""
+    from .procfs import is_alive, ns_inode, stat_fields
+
+    if not init_pid or not init_start:
+        return lambda pid: False
+    ns = ns_inode(init_pid, "pid") if is_alive(init_pid, init_start) else None
+    if ns == ns_inode("self", "pid"):
+        ns = None
+
+    def owns(pid):
+        if ns is not None and ns_inode(pid, "pid") == ns:
+            return True
+        fields = stat_fields(pid)
+        return fields is not None and int(fields[3]) == init_pid and int(fields[19]) >= init_start
+
+    return owns
+
+
+def _under_resctrl(d):
+    """A resctrl group: a directory strictly below the resctrl mount (a
+    lying record must not make delete rmdir an ordinary directory)."""
+    if not isinstance(d, str) or "/../" in d + "/" or "/./" in d + "/":
+        return False
+    from .intelrdt import find_root
+
+    try:
+        root = find_root()
+    except (OSError, ValueError):
+        return False
+    return root is not None and d.startswith(root.rstrip("/") + "/")
+
+
 def members(leaves):
     """Live pids in the leaves and every cgroup below them (a zombie is
     listed until its parent reaps it, but holds nothing and cannot be
@@ -152,23 +231,39 @@ def members(leaves):
     return sorted(p for p in pids if is_alive(p, None))
 
 
-def kill_members(leaves, timeout=KILL_TIMEOUT):
+def kill_members(leaves, timeout=KILL_TIMEOUT, shared=(), owns=None):
     """SIGKILL every member until none is left or `timeout` passes; ->
-    the pids still there.  v1 freezers are frozen around each round, so
-    that nothing forks a child between listing and killing; a v2 leaf
-    with cgroup.kill is killed by the kernel, subtree included."""
+    the pids still there.  In `shared` leaves only those `owns` names
+    (see owner()).  v1 freezers of the others are frozen around each
+    round, so that nothing forks a child between listing and killing; a
+    v2 leaf with cgroup.kill is killed by the kernel, subtree included."""
     deadline = time.monotonic() + timeout
     delay = 0.002
+    own = [d for d in leaves if d not in shared]
+    joined = [d for d in leaves if d in shared]
     while True:
-        pids = members(leaves)
+        pids = sorted(set(members(own)) | {p for p in members(joined) if owns is not None and owns(p)})
         if not pids or time.monotonic() >= deadline:
             return pids
-        _kill_round(leaves, pids)
+        _kill_round(own, pids)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 
 
+def signal_owned(leaves, sig, owns):
+    """`kill --all` in a shared cgroup: `sig` to the container's own
+    members only."""
+    for pid in members(leaves):
+        if owns(pid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
 def _kill_round(leaves, pids):
+    """Kill `pids`; `leaves` (never a shared one) are the container's alone:
+    the kernel kills their members (cgroup.kill), or they are frozen."""
     frozen = []
     for d in leaves:
         if _write_quietly(d, "cgroup.kill", "1"):

@@ -58,13 +58,12 @@ def restore(cid, bundle, root, create_opts, opts, detach=False, no_subreaper=Fal
 
 def _checked_config(bundle, create_opts, detach):
     """The bundle's config, refused as create refuses it, and its rootfs."""
-    from .container import check_bundle_spec
-    from .create import load_spec
     from .errors import ConfigError, NotSupported
     from .namespaces import NamespacePlan
+    from .validate import check_spec, load_spec
 
     _, spec = load_spec(bundle)
-    check_bundle_spec(spec, NamespacePlan(spec.linux))
+    check_spec(spec, NamespacePlan(spec.linux))
     _check_restorable(spec)
     rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
     if not os.path.isdir(rootfs):
@@ -75,7 +74,7 @@ def _checked_config(bundle, create_opts, detach):
 
         check_terminal(terminal, detach, create_opts.console_socket)
     if create_opts.systemd_cgroup:
-        raise NotSupported("systemd cgroup driver requested but systemd is not running")
+        raise NotSupported("--systemd-cgroup: restore places containers with the cgroupfs driver only")
     return spec, rootfs
 
 
@@ -98,7 +97,7 @@ def _check_images(image_path, spec, bundle, rootfs):
     descriptors = cs.read_json(os.path.join(image_path, cs.DESCRIPTORS))
     if not isinstance(descriptors, list):
         raise PyruncError("--image-path %s: no %s (not made by checkpoint)" % (image_path, cs.DESCRIPTORS))
-    meta = cs.read_json(os.path.join(image_path, cs.META)) or {}
+    meta = _checked_meta(cs.read_json(os.path.join(image_path, cs.META)), image_path)
     ours = {key for key, _ in cs.external_mounts(spec, None, bundle, rootfs)}
     missing = [k for k in meta.get("external_mounts") or () if k not in ours and not k.startswith("/sys/fs/cgroup/")]
     if missing:
@@ -106,6 +105,29 @@ def _check_images(image_path, spec, bundle, rootfs):
                           "%s not in this config" % (image_path, meta.get("id"), "s" if len(missing) > 1 else "",
                                                      ", ".join(missing), "are" if len(missing) > 1 else "is"))
     return descriptors, meta
+
+
+def _checked_meta(meta, image_path):
+    """Our record in the image (None: an image another runtime made), as
+    checkpoint writes it: the image directory is input, and its stdio fds
+    name what criu hands the restored process (only 0, 1, 2)."""
+    if meta is None:
+        return {}
+    why = None
+    files = meta.get("external_files") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        why = "not an object"
+    elif not isinstance(meta.get("external_mounts") or [], list) \
+            or not all(isinstance(k, str) for k in meta.get("external_mounts") or ()):
+        why = "external_mounts: not a list of mount points"
+    elif not isinstance(files or {}, dict) or not all(
+            isinstance(k, str) and isinstance(f, dict) and isinstance(f.get("path", ""), str)
+            and isinstance(f.get("fds") or [], list) and all(fd in (0, 1, 2) and type(fd) is int for fd in f.get("fds") or ())
+            for k, f in (files or {}).items()):
+        why = "external_files: not what checkpoint writes (stdio fds 0-2 by key)"
+    if why:
+        raise PyruncError("--image-path %s: %s: %s" % (image_path, cs.META, why))
+    return meta
 
 
 class _Restore:
@@ -168,7 +190,8 @@ class _Restore:
         -> the cgroup manager (or None)."""
         from .container import CREATING
         from .create import _make_cgroup
-        from .state import rfc3339_now, write_atomic
+        from .log import rfc3339_now
+        from .state import write_atomic
 
         c, spec = self.container, self.spec
         with open(os.path.join(self.bundle, "config.json"), "rb") as f:
@@ -313,10 +336,7 @@ class _Restore:
         if self.undo is not None and c is not None:
             mgr = self.undo.cgroup
             if mgr is not None:
-                try:
-                    mgr.kill_all(9)
-                except OSError:
-                    pass
+                _kill_restored(c, mgr)
             self.undo.undo(c)
             if c.pid:
                 try:
@@ -332,7 +352,8 @@ class _Restore:
     def wait_and_delete(self, root):
         """Foreground: wait for the restored init (our child), forwarding
         signals; then delete the container; -> its exit status."""
-        from .run import _delete, wait_forwarding_signals
+        from .run import _delete
+        from .signals import wait_forwarding_signals
 
         c = self.container
         c.dir.unlock()
@@ -349,6 +370,18 @@ class _Restore:
                 os.close(self.master)
         _delete(c.id, root)
         return status
+
+
+def _kill_restored(c, mgr):
+    """What a failed restore put in its cgroup dies; in a cgroup that held
+    older processes (a host cgroup the config names) only its own
+    (pyrunc.reclaim.owner), never the others."""
+    from . import reclaim
+
+    leaves = mgr.dirs()
+    shared = reclaim.shared_leaves(leaves, reclaim.container_birth(c.dir, c.record))
+    reclaim.kill_members(leaves, timeout=2.0, shared=shared,
+                         owns=reclaim.owner(c.pid, c.record.get("init_start")))
 
 
 def _make_mount_points(spec, rootfs, bundle):

@@ -5,13 +5,19 @@ Every destination is resolved inside the rootfs by the kernel (openat2 with
 RESOLVE_IN_ROOT), and mounts are made onto /proc/self/fd/N of the resolved
 O_PATH handle, so a symlink swapped in by the container's image (or racing
 with us) can never send a mount outside the rootfs.
+
+Every syscall goes through a kernel object, the linux module unless a test
+passes its fake (`k=` / RootfsBuilder(kernel=)): the mount plan, device
+nodes and pivot are unit-tested on a recording fake (tests/fakekernel.py).
 """
+import errno
 import os
 import stat
 
 from . import linux
 from .errors import PyruncError
 from .procfs import PROC_SUPER_MAGIC
+from .spec import DEFAULT_DEVICES
 
 L = linux
 
@@ -67,11 +73,6 @@ _IGNORED_OPTIONS = frozenset(("tmpcopyup", "idmap", "ridmap"))
 _ST_LOCKED = ((1, L.MS_RDONLY), (2, L.MS_NOSUID), (4, L.MS_NODEV), (8, L.MS_NOEXEC),
               (1024, L.MS_NOATIME), (2048, L.MS_NODIRATIME), (4096, L.MS_RELATIME))
 
-DEFAULT_DEVICES = (
-    # path, major, minor
-    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
-)
 DEV_SYMLINKS = (
     ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
     ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
@@ -153,12 +154,12 @@ def fd_path(fd):
     return "/proc/self/fd/%d" % fd
 
 
-def open_in_root(rootfd, path, flags=L.O_PATH, extra_resolve=0):
+def open_in_root(rootfd, path, flags=L.O_PATH, extra_resolve=0, k=L):
     rel = path.lstrip("/") or "."
-    return L.openat2(rootfd, rel, flags, L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS | extra_resolve)
+    return k.openat2(rootfd, rel, flags, L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS | extra_resolve)
 
 
-def make_path_in_root(rootfd, path, is_dir=True, mode=0o755):
+def make_path_in_root(rootfd, path, is_dir=True, mode=0o755, k=L):
     """Create `path` (and its parents) inside the rootfs; return an O_PATH fd.
 
     Components are walked one by one, each looked up by the kernel inside
@@ -167,7 +168,7 @@ def make_path_in_root(rootfd, path, is_dir=True, mode=0o755):
     that was itself resolved inside the root.
     """
     try:
-        return open_in_root(rootfd, path)
+        return open_in_root(rootfd, path, k=k)
     except FileNotFoundError:
         pass
     todo = [p for p in path.split("/") if p and p != "."]
@@ -181,40 +182,40 @@ def make_path_in_root(rootfd, path, is_dir=True, mode=0o755):
             continue
         sub = "/".join(done + [name])
         try:
-            fd = open_in_root(rootfd, sub, L.O_PATH | os.O_NOFOLLOW)
+            fd = open_in_root(rootfd, sub, L.O_PATH | os.O_NOFOLLOW, k=k)
         except FileNotFoundError:
-            _create_in(rootfd, done, name, is_dir or bool(todo), mode)
+            _create_in(rootfd, done, name, is_dir or bool(todo), mode, k=k)
             done.append(name)
             continue
         try:
-            if stat.S_ISLNK(os.fstat(fd).st_mode):
+            if stat.S_ISLNK(k.fstat(fd).st_mode):
                 links += 1
                 if links > 40:
-                    raise OSError(40, "Too many levels of symbolic links", path)
-                target = os.readlink("", dir_fd=fd)
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                target = k.readlink("", dir_fd=fd)
                 if target.startswith("/"):
                     done = []
                 todo = [p for p in target.split("/") if p and p != "."] + todo
             else:
                 done.append(name)
         finally:
-            os.close(fd)
-    return open_in_root(rootfd, "/".join(done))
+            k.close(fd)
+    return open_in_root(rootfd, "/".join(done), k=k)
 
 
-def _create_in(rootfd, parent_parts, name, is_dir, mode):
-    parent = open_in_root(rootfd, "/".join(parent_parts), L.O_PATH | os.O_DIRECTORY)
+def _create_in(rootfd, parent_parts, name, is_dir, mode, k=L):
+    parent = open_in_root(rootfd, "/".join(parent_parts), L.O_PATH | os.O_DIRECTORY, k=k)
     try:
         if is_dir:
             try:
-                os.mkdir(name, mode, dir_fd=parent)
+                k.mkdir(name, mode, dir_fd=parent)
             except FileExistsError:
                 pass
         else:
-            fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644, dir_fd=parent)
-            os.close(fd)
+            fd = k.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644, dir_fd=parent)
+            k.close(fd)
     finally:
-        os.close(parent)
+        k.close(parent)
 
 
 # -- mounts ----------------------------------------------------------------
@@ -224,7 +225,8 @@ class RootfsBuilder:
     namespace.  Call prepare(), then pivot(), then finalize()."""
 
     def __init__(self, spec, rootfs, in_userns=False, cgroup_manager=None, new_cgroupns=False,
-                 own_mount_ns=True, idmapped=None, bind_sources=None):
+                 own_mount_ns=True, idmapped=None, bind_sources=None, kernel=L):
+        self.k = kernel  # every syscall goes through it (tests pass a recording fake)
         self.spec = spec
         self.rootfs = rootfs
         # Without a mount namespace of its own (runc allows that), the
@@ -249,10 +251,10 @@ class RootfsBuilder:
         if self.own_mount_ns:
             prop = self.spec.linux.rootfs_propagation
             root_flag = PROPAGATION_OPTIONS[prop] if prop else L.MS_SLAVE | L.MS_REC
-            L.mount(None, "/", None, root_flag)
+            self.k.mount(None, "/", None, root_flag)
             self._make_parent_private()
-            L.mount(self.rootfs, self.rootfs, "bind", L.MS_BIND | L.MS_REC)
-        self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.k.mount(self.rootfs, self.rootfs, "bind", L.MS_BIND | L.MS_REC)
+        self.rootfd = self.k.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         for i, m in enumerate(self.spec.mounts):
             try:
                 self.mount_one(m, self.idmapped.get(i), self.bind_sources.get(i))
@@ -260,7 +262,7 @@ class RootfsBuilder:
                 raise MountError("mounts[%d]: mount %s to %s: %s" % (
                     i, m.source or m.type, m.destination, e.strerror or e)) from None
         for fd in list(self.idmapped.values()) + list(self.bind_sources.values()):
-            os.close(fd)  # attached now; nothing of the host's stays open
+            self.k.close(fd)  # attached now; nothing of the host's stays open
         self.idmapped = {}
         self.bind_sources = {}
         if self._needs_dev_setup():
@@ -271,10 +273,10 @@ class RootfsBuilder:
         # pivot_root(2) refuses a root whose parent mount is shared.  That
         # parent is the mount holding the rootfs: the rootfs itself when it
         # is a mount point (containerd's overlay), so the walk starts there.
-        path = os.path.realpath(self.rootfs)
+        path = self.k.realpath(self.rootfs)
         while True:
             try:
-                L.mount(None, path, None, L.MS_PRIVATE)
+                self.k.mount(None, path, None, L.MS_PRIVATE)
                 return
             except OSError:
                 if path == "/":
@@ -297,18 +299,18 @@ class RootfsBuilder:
             return self._set_recursive_attrs(m)
         if is_bind:
             src = m.source if source_fd is None else fd_path(source_fd)
-            src_is_dir = os.path.isdir(src)
-            if not os.path.exists(src):
+            src_is_dir = self.k.isdir(src)
+            if not self.k.exists(src):
                 raise FileNotFoundError(2, "No such file or directory", src)
-            target = make_path_in_root(self.rootfd, m.destination, is_dir=src_is_dir)
+            target = make_path_in_root(self.rootfd, m.destination, is_dir=src_is_dir, k=self.k)
             try:
                 if idmapped_tree is not None:
-                    L.move_mount(idmapped_tree, "", target, "",
+                    self.k.move_mount(idmapped_tree, "", target, "",
                                  L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
                 else:
-                    L.mount(src, fd_path(target), None, L.MS_BIND | (flags & L.MS_REC))
+                    self.k.mount(src, fd_path(target), None, L.MS_BIND | (flags & L.MS_REC))
             finally:
-                os.close(target)
+                self.k.close(target)
             extra = flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
             if extra:
                 self._remount_bind(src, m.destination, extra)
@@ -319,42 +321,42 @@ class RootfsBuilder:
                 self.dev_readonly = True
             target = self._dir_target(m.destination, extra)
             try:
-                L.mount(m.source or m.type, fd_path(target), m.type, flags & ~L.MS_REMOUNT, data or None)
+                self.k.mount(m.source or m.type, fd_path(target), m.type, flags & ~L.MS_REMOUNT, data or None)
             finally:
-                os.close(target)
+                self.k.close(target)
             if m.type in _PINNED_FS:
                 self.pinned[dest_key] = self._pin(m.destination, _PINNED_FS[m.type])
         self._set_recursive_attrs(m)
         if propagation:
-            target = open_in_root(self.rootfd, m.destination)
+            target = open_in_root(self.rootfd, m.destination, k=self.k)
             try:
                 for p in propagation:
-                    L.mount(None, fd_path(target), None, p)
+                    self.k.mount(None, fd_path(target), None, p)
             finally:
-                os.close(target)
+                self.k.close(target)
 
     def _set_recursive_attrs(self, m):
         """rro, rnosuid, ...: on the mount and every mount under it."""
         attr_set, attr_clr = recursive_attrs(m.options)
         if attr_set or attr_clr:
             # Resolved again: the mount now sits on the destination.
-            target = open_in_root(self.rootfd, m.destination)
+            target = open_in_root(self.rootfd, m.destination, k=self.k)
             try:
-                L.mount_setattr(target, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, attr_set, attr_clr)
+                self.k.mount_setattr(target, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, attr_set, attr_clr)
             finally:
-                os.close(target)
+                self.k.close(target)
 
     def _pin(self, dest, magic):
         """The proc/sysfs mount just made, looked up again: it must be there
         (nothing swapped the destination meanwhile)."""
         try:
-            fd = open_in_root(self.rootfd, dest, L.O_PATH | os.O_DIRECTORY, L.RESOLVE_NO_SYMLINKS)
+            fd = open_in_root(self.rootfd, dest, L.O_PATH | os.O_DIRECTORY, L.RESOLVE_NO_SYMLINKS, k=self.k)
         except OSError:
             fd = -1
-        if fd >= 0 and L.fstatfs_type(fd) & 0xFFFFFFFF == magic:
+        if fd >= 0 and self.k.fstatfs_type(fd) & 0xFFFFFFFF == magic:
             return fd
         if fd >= 0:
-            os.close(fd)
+            self.k.close(fd)
         raise MountError("mount destination %s was replaced while it was being mounted" % dest)
 
     def _unpin_under(self, dest):
@@ -362,7 +364,7 @@ class RootfsBuilder:
         config's own: that pin no longer names what the container sees."""
         prefix = dest.rstrip("/") + "/"
         for pinned in [p for p in self.pinned if p == dest or p.startswith(prefix)]:
-            os.close(self.pinned.pop(pinned))
+            self.k.close(self.pinned.pop(pinned))
 
     def proc_handle(self):
         """The pinned procfs at /proc (checked after pivot_root), or -1."""
@@ -376,14 +378,14 @@ class RootfsBuilder:
         (CVE-2019-16884 / CVE-2021-30465 classes)."""
         for dest, fd in self.pinned.items():
             try:
-                now = L.openat2(L.AT_FDCWD, dest, L.O_PATH | os.O_DIRECTORY, L.RESOLVE_NO_SYMLINKS)
+                now = self.k.openat2(L.AT_FDCWD, dest, L.O_PATH | os.O_DIRECTORY, L.RESOLVE_NO_SYMLINKS)
             except OSError:
                 now = -1
             try:
-                same = now >= 0 and _same_inode(os.fstat(now), os.fstat(fd))
+                same = now >= 0 and _same_inode(self.k.fstat(now), self.k.fstat(fd))
             finally:
                 if now >= 0:
-                    os.close(now)
+                    self.k.close(now)
             if not same:
                 raise MountError("%s in the container was replaced after it was mounted; "
                                  "refusing to go on with the real one elsewhere" % dest)
@@ -392,18 +394,18 @@ class RootfsBuilder:
         # Not kept past finalize: the created init holds nothing but stdio
         # and its exec fifo handle while it waits for `start`.
         for fd in self.pinned.values():
-            os.close(fd)
+            self.k.close(fd)
         self.pinned = {}
 
     def _dir_target(self, dest, extra_resolve=0):
         """An O_PATH fd of a directory for a filesystem mount; proc and sysfs
         must land on a real directory, never a symlink (CVE-2019-16884 class)."""
-        fd = make_path_in_root(self.rootfd, dest)
-        os.close(fd)
+        fd = make_path_in_root(self.rootfd, dest, k=self.k)
+        self.k.close(fd)
         try:
-            fd = open_in_root(self.rootfd, dest, L.O_PATH | os.O_DIRECTORY, extra_resolve)
+            fd = open_in_root(self.rootfd, dest, L.O_PATH | os.O_DIRECTORY, extra_resolve, k=self.k)
         except OSError as e:
-            if e.errno in (40, 20):  # ELOOP, ENOTDIR
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
                 # runc's words, which tools match on
                 raise MountError("mount destination %s is not a real directory inside the rootfs: "
                                  "proc and sysfs must be mounted on ordinary directory" % dest) from None
@@ -413,16 +415,16 @@ class RootfsBuilder:
     def _remount_bind(self, src, dest, flags):
         # Resolve the destination again: the fd used for the bind still names
         # the dentry under the new mount, and the remount is for the mount.
-        fd = open_in_root(self.rootfd, dest)
+        fd = open_in_root(self.rootfd, dest, k=self.k)
         try:
             path = fd_path(fd)
             try:
-                L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags)
+                self.k.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags)
             except PermissionError:
                 # Flags locked by the source mount (user namespaces) must be kept.
-                L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags | _locked_flags(src))
+                self.k.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | flags | _locked_flags(src, k=self.k))
         finally:
-            os.close(fd)
+            self.k.close(fd)
 
     def _mount_cgroup(self, m, flags):
         target = self._dir_target(m.destination)
@@ -436,109 +438,106 @@ class RootfsBuilder:
                 mount_cgroup(fd_path(target), mgr.to_dict(), self.new_cgroupns, bool(flags & L.MS_RDONLY))
             else:
                 # Without a cgroup manager: the cgroup2 hierarchy if the host has one.
-                L.mount("cgroup", fd_path(target), "cgroup2", flags & ~L.MS_REMOUNT)
+                self.k.mount("cgroup", fd_path(target), "cgroup2", flags & ~L.MS_REMOUNT)
         finally:
-            os.close(target)
+            self.k.close(target)
 
     # -- /dev -------------------------------------------------------------
     def create_devices(self):
-        seen = set()
-        for path, major, minor in DEFAULT_DEVICES:
-            seen.add(path)
+        """linux.devices, then the default nodes the config does not list."""
         for dev in self.spec.linux.devices:
             self.make_device(dev.path, dev.type, dev.major, dev.minor,
                              dev.file_mode if dev.file_mode is not None else 0o666,
                              dev.uid or 0, dev.gid or 0)
-            seen.discard(dev.path)
         configured = {d.path for d in self.spec.linux.devices}
-        for path, major, minor in DEFAULT_DEVICES:
+        for path, dtype, major, minor in DEFAULT_DEVICES:
             if path not in configured:
-                self.make_device(path, "c", major, minor, 0o666, 0, 0)
+                self.make_device(path, dtype, major, minor, 0o666, 0, 0)
 
     def make_device(self, path, dtype, major, minor, mode, uid, gid):
         parent_path, name = os.path.split(path.rstrip("/"))
-        parent = make_path_in_root(self.rootfd, parent_path)
+        parent = make_path_in_root(self.rootfd, parent_path, k=self.k)
         try:
             try:
-                os.unlink(name, dir_fd=parent)
+                self.k.unlink(name, dir_fd=parent)
             except FileNotFoundError:
                 pass
             kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dtype]
             if self.in_userns and dtype != "p":
                 # No mknod in a user namespace: bind the host's node instead.
-                fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644, dir_fd=parent)
-                os.close(fd)
-                target = open_in_root(self.rootfd, path)
+                fd = self.k.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644, dir_fd=parent)
+                self.k.close(fd)
+                target = open_in_root(self.rootfd, path, k=self.k)
                 try:
-                    L.mount(path, fd_path(target), None, L.MS_BIND)
+                    self.k.mount(path, fd_path(target), None, L.MS_BIND)
                 finally:
-                    os.close(target)
+                    self.k.close(target)
                 return
-            os.mknod(name, (mode & 0o7777) | kind, os.makedev(major, minor), dir_fd=parent)
+            self.k.mknod(name, (mode & 0o7777) | kind, os.makedev(major, minor), dir_fd=parent)
             # Owner and mode through a handle on the node just made: a name
             # swapped for a symlink meanwhile is refused, never followed.
-            node = os.open(name, L.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            node = self.k.open(name, L.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
             try:
-                st = os.fstat(node)
+                st = self.k.fstat(node)
                 if stat.S_IFMT(st.st_mode) != kind or (kind != stat.S_IFIFO and st.st_rdev != os.makedev(major, minor)):
                     raise MountError("device %s was replaced while it was being created" % path)
-                os.chown(fd_path(node), uid, gid)
-                os.chmod(fd_path(node), mode & 0o7777)
+                self.k.chown(fd_path(node), uid, gid)
+                self.k.chmod(fd_path(node), mode & 0o7777)
             finally:
-                os.close(node)
+                self.k.close(node)
         finally:
-            os.close(parent)
+            self.k.close(parent)
 
     def create_dev_symlinks(self):
-        dev = make_path_in_root(self.rootfd, "/dev")
+        dev = make_path_in_root(self.rootfd, "/dev", k=self.k)
         try:
             links = list(DEV_SYMLINKS)
-            if os.path.exists("/proc/kcore"):
+            if self.k.exists("/proc/kcore"):
                 links.append(("/proc/kcore", "/dev/core"))
             for target, path in links:
                 name = path[5:]
                 try:
-                    os.symlink(target, name, dir_fd=dev)
+                    self.k.symlink(target, name, dir_fd=dev)
                 except FileExistsError:
                     pass
             # /dev/ptmx follows the container's own devpts instance.
             if any(m.destination.rstrip("/") == "/dev/pts" for m in self.spec.mounts):
                 try:
-                    os.unlink("ptmx", dir_fd=dev)
+                    self.k.unlink("ptmx", dir_fd=dev)
                 except FileNotFoundError:
                     pass
-                os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
+                self.k.symlink("pts/ptmx", "ptmx", dir_fd=dev)
         finally:
-            os.close(dev)
+            self.k.close(dev)
 
     # 2. switching root ----------------------------------------------------
     def pivot(self, no_pivot=False):
         if not self.own_mount_ns:
-            L.chroot(self.rootfs)
-            os.chdir("/")
+            self.k.chroot(self.rootfs)
+            self.k.chdir("/")
         elif no_pivot:
-            hide_host_proc_and_sys(self.rootfs)
-            os.chdir(self.rootfs)
-            L.mount(self.rootfs, "/", None, L.MS_MOVE)
-            L.chroot(".")
-            os.chdir("/")
+            hide_host_proc_and_sys(self.rootfs, k=self.k)
+            self.k.chdir(self.rootfs)
+            self.k.mount(self.rootfs, "/", None, L.MS_MOVE)
+            self.k.chroot(".")
+            self.k.chdir("/")
         else:
-            old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
-            new = os.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            old = self.k.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            new = self.k.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
             try:
-                os.fchdir(new)
-                L.pivot_root(".", ".")
+                self.k.fchdir(new)
+                self.k.pivot_root(".", ".")
                 # The old root now sits on top of "."; detach it (without
                 # letting the unmount propagate back to the host).
-                os.fchdir(old)
-                L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
-                L.umount2(".", L.MNT_DETACH)
+                self.k.fchdir(old)
+                self.k.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+                self.k.umount2(".", L.MNT_DETACH)
             finally:
-                os.close(old)
-                os.close(new)
-            os.chdir("/")
+                self.k.close(old)
+                self.k.close(new)
+            self.k.chdir("/")
         if self.rootfd >= 0:
-            os.close(self.rootfd)
+            self.k.close(self.rootfd)
             self.rootfd = -1
         # Before anything after pivot_root goes by the names /proc or /sys
         # (console, sysctls, masked and read-only paths).
@@ -549,17 +548,17 @@ class RootfsBuilder:
         lx = self.spec.linux
         try:
             for path in lx.readonly_paths:
-                readonly_path(*self._base(path))
+                readonly_path(*self._base(path), k=self.k)
             for path in lx.masked_paths:
-                mask_path(*self._base(path))
+                mask_path(*self._base(path), k=self.k)
         finally:
             self.close_pinned()
         if self.spec.root.readonly and self.own_mount_ns:
-            remount_readonly("/")
+            remount_readonly("/", k=self.k)
         if self.dev_readonly:
-            remount_readonly("/dev")
+            remount_readonly("/dev", k=self.k)
         if lx.rootfs_propagation and self.own_mount_ns:
-            L.mount(None, "/", None, PROPAGATION_OPTIONS[lx.rootfs_propagation])
+            self.k.mount(None, "/", None, PROPAGATION_OPTIONS[lx.rootfs_propagation])
 
     def _base(self, path):
         """(dirfd, relative path, resolve flags, shown path) to look `path`
@@ -597,7 +596,7 @@ def open_bind_sources(mounts):
     return fds
 
 
-def hide_host_proc_and_sys(rootfs):
+def hide_host_proc_and_sys(rootfs, k=L):
     """--no-pivot leaves the host's mounts under the container's root in
     this mount namespace: a fully visible procfs or sysfs there would let
     the container mount a fresh, unmasked one (the kernel allows that only
@@ -615,19 +614,19 @@ def hide_host_proc_and_sys(rootfs):
             points.append(point)
     for point in sorted(points, key=len, reverse=True):
         try:
-            L.mount(None, point, None, L.MS_SLAVE | L.MS_REC)  # no unmount event reaches the host
+            k.mount(None, point, None, L.MS_SLAVE | L.MS_REC)  # no unmount event reaches the host
         except FileNotFoundError:
             continue
         except OSError as e:
-            if e.errno == 22:  # EINVAL: gone with a parent already detached
+            if e.errno == errno.EINVAL:  # gone with a parent already detached
                 continue
             raise
         try:
-            L.umount2(point, L.MNT_DETACH)
+            k.umount2(point, L.MNT_DETACH)
         except OSError as e:
-            if e.errno not in (1, 22):  # EPERM, EINVAL: cover it instead
+            if e.errno not in (errno.EPERM, errno.EINVAL):  # cover it instead
                 raise
-            L.mount("tmpfs", point, "tmpfs", 0, None)
+            k.mount("tmpfs", point, "tmpfs", 0, None)
 
 
 def _unescape(field):
@@ -655,9 +654,9 @@ def _same_inode(a, b):
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _locked_flags(path):
+def _locked_flags(path, k=L):
     try:
-        f = os.statvfs(path).f_flag
+        f = k.statvfs(path).f_flag
     except OSError:
         return 0
     flags = 0
@@ -667,95 +666,95 @@ def _locked_flags(path):
     return flags
 
 
-def remount_readonly(path):
+def remount_readonly(path, k=L):
     try:
-        L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY)
+        k.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY)
     except PermissionError:
-        L.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY | _locked_flags(path))
+        k.mount(None, path, None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY | _locked_flags(path, k=k))
 
 
-def readonly_path(dirfd, rel, resolve, shown):
+def readonly_path(dirfd, rel, resolve, shown, k=L):
     """A read-only copy of the mount tree at `rel` (under `dirfd`) attached
     over itself, every mount in it read-only: all through handles
     (open_tree, mount_setattr, move_mount), nothing looked up by path."""
     try:
-        fd = L.openat2(dirfd, rel, L.O_PATH, resolve)
+        fd = k.openat2(dirfd, rel, L.O_PATH, resolve)
     except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as e:
         raise MountError("linux.readonlyPaths: %s: %s" % (shown, e.strerror)) from None
     try:
-        tree = L.open_tree(fd, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_RECURSIVE | L.AT_EMPTY_PATH)
+        tree = k.open_tree(fd, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_RECURSIVE | L.AT_EMPTY_PATH)
         try:
-            L.mount_setattr(tree, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, attr_set=L.MOUNT_ATTR_RDONLY)
-            L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
+            k.mount_setattr(tree, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, attr_set=L.MOUNT_ATTR_RDONLY)
+            k.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
         finally:
-            os.close(tree)
+            k.close(tree)
     except OSError as e:
         raise MountError("linux.readonlyPaths: %s: %s" % (shown, e.strerror)) from None
     finally:
-        os.close(fd)
+        k.close(fd)
 
 
-def _verified_dev_null():
+def _verified_dev_null(k=L):
     """An fd of a real /dev/null (char 1:3), never a file the container put
     there (CVE-2025-31133)."""
-    fd = os.open("/dev/null", L.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
-    st = os.fstat(fd)
+    fd = k.open("/dev/null", L.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+    st = k.fstat(fd)
     if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
-        os.close(fd)
+        k.close(fd)
         raise MountError("/dev/null in the container is not the null device (1:3); refusing to mask with it")
     return fd
 
 
-def mask_path(dirfd, rel, resolve, shown):
+def mask_path(dirfd, rel, resolve, shown, k=L):
     """Over a directory: an empty read-only tmpfs; over anything else: the
     verified /dev/null.  Runs after pivot_root, where /proc is whatever the
     container has: attached fd to fd, never through /proc/self/fd paths."""
     try:
-        fd = L.openat2(dirfd, rel, L.O_PATH | os.O_NOFOLLOW, resolve)
+        fd = k.openat2(dirfd, rel, L.O_PATH | os.O_NOFOLLOW, resolve)
     except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as e:
         raise MountError("linux.maskedPaths: %s: %s" % (shown, e.strerror)) from None
     try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            mount_empty_readonly_tmpfs(fd)
+        if stat.S_ISDIR(k.fstat(fd).st_mode):
+            mount_empty_readonly_tmpfs(fd, k=k)
         else:
-            null = _verified_dev_null()
+            null = _verified_dev_null(k=k)
             try:
-                bind_fd_onto_fd(null, fd)
+                bind_fd_onto_fd(null, fd, k=k)
             finally:
-                os.close(null)
+                k.close(null)
     except OSError as e:
         raise MountError("linux.maskedPaths: %s: %s" % (shown, e.strerror)) from None
     finally:
-        os.close(fd)
+        k.close(fd)
 
 
-def mount_empty_readonly_tmpfs(target_fd):
+def mount_empty_readonly_tmpfs(target_fd, k=L):
     """A read-only tmpfs on the directory behind target_fd, made and
     attached by fd (fsopen/fsmount/move_mount): no path lookup."""
-    fs = L.fsopen("tmpfs")
+    fs = k.fsopen("tmpfs")
     try:
-        L.fsconfig(fs, L.FSCONFIG_CMD_CREATE)
-        mnt = L.fsmount(fs, L.FSMOUNT_CLOEXEC, L.MOUNT_ATTR_RDONLY)
+        k.fsconfig(fs, L.FSCONFIG_CMD_CREATE)
+        mnt = k.fsmount(fs, L.FSMOUNT_CLOEXEC, L.MOUNT_ATTR_RDONLY)
     finally:
-        os.close(fs)
+        k.close(fs)
     try:
-        L.move_mount(mnt, "", target_fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
+        k.move_mount(mnt, "", target_fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
     finally:
-        os.close(mnt)
+        k.close(mnt)
 
 
-def bind_fd_onto_fd(source_fd, target_fd):
+def bind_fd_onto_fd(source_fd, target_fd, k=L):
     """Bind-mount the file behind source_fd onto the one behind target_fd,
     fd to fd (open_tree + move_mount): no path is looked up, so nothing in
     the container (a /proc that is not procfs, with planted self/fd links:
     the class of CVE-2025-52565) can steer the mount."""
-    tree = L.open_tree(source_fd, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_EMPTY_PATH)
+    tree = k.open_tree(source_fd, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_EMPTY_PATH)
     try:
-        L.move_mount(tree, "", target_fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
+        k.move_mount(tree, "", target_fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
     finally:
-        os.close(tree)
+        k.close(tree)
 

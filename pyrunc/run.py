@@ -33,6 +33,8 @@ def run(cid, bundle, root, opts, detach=False, keep=False):
     # The init is orphaned when stage 1 exits; as a subreaper we get it
     # back and can wait for its exit status.
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    from .signals import SignalForwarder, wait_forwarding_signals
+
     forwarder = SignalForwarder()  # signals before the start are held, not fatal
     ours = theirs = None
     if _wants_terminal(bundle, opts):
@@ -75,7 +77,7 @@ def run(cid, bundle, root, opts, detach=False, keep=False):
 def _wants_terminal(bundle, opts):
     """process.terminal in the bundle's config, with runc's checks for a
     foreground run (a console socket only makes sense when detaching)."""
-    from .create import load_spec
+    from .validate import load_spec
 
     try:
         _, spec = load_spec(os.path.abspath(bundle or "."))  # memoized for create
@@ -106,65 +108,3 @@ def _delete(cid, root):
         Container.load(cid, root, damaged=True).delete(force=True)
     except ContainerNotFound:
         pass
-
-
-FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
-
-
-class SignalForwarder:
-    """Installed before the container's process exists: signals that come
-    meanwhile are held and delivered once target() names the process (as
-    runc queues them), instead of killing pyrunc halfway through."""
-
-    __slots__ = ("pid", "pending")
-
-    def __init__(self):
-        import _signal as signal
-
-        self.pid = None
-        self.pending = []
-        for name in FORWARDED:
-            signal.signal(getattr(signal, name), self._on_signal)
-
-    def _on_signal(self, signum, frame):
-        if self.pid is None:
-            self.pending.append(signum)
-        else:
-            _send(self.pid, signum)
-
-    def target(self, pid):
-        self.pid = pid
-        for signum in self.pending:
-            _send(pid, signum)
-        self.pending = []
-
-
-def _send(pid, signum):
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def wait_forwarding_signals(pid):
-    """Reap children until `pid` exits; return its code (128+sig if killed).
-    Signals sent to pyrunc meanwhile go to `pid`."""
-    import _signal as signal
-
-    def forward(signum, frame):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for name in FORWARDED:
-        signal.signal(getattr(signal, name), forward)
-    while True:
-        try:
-            wpid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 0
-        except InterruptedError:
-            continue
-        if wpid == pid:
-            return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)

@@ -3,21 +3,20 @@
 Plain `__slots__` classes, built once from the validated document, so the
 rest of pyrunc reads attributes instead of walking dicts.  Conventions:
 attribute names are the JSON names in snake_case; an absent object is None;
-an absent array is an empty list.  Resource and seccomp sections are typed
-by their own owners (pyrunc.cgroups.resources, pyrunc.security.seccomp) and
-parsed lazily, only when present.
+an absent array is an empty list.  The resource and seccomp sections are
+typed by their own owners (pyrunc.cgroups.resources, pyrunc.security.seccomp):
+the validation layer (pyrunc.validate) parses them once, at load time, into
+`linux.resources` and `linux.seccomp`; this model imports neither.
 """
 
-NAMESPACE_FLAGS = {
-    "pid": 0x20000000,
-    "network": 0x40000000,
-    "mount": 0x00020000,
-    "ipc": 0x08000000,
-    "uts": 0x04000000,
-    "user": 0x10000000,
-    "cgroup": 0x02000000,
-    "time": 0x00000080,
-}
+# The device nodes every container gets, the one table for both the nodes
+# (rootfs) and runc's cgroup allow-list (cgroups.devices): path, type,
+# major, minor, in the allow-list's order.
+DEFAULT_DEVICES = (
+    ("/dev/null", "c", 1, 3), ("/dev/random", "c", 1, 8), ("/dev/full", "c", 1, 7),
+    ("/dev/tty", "c", 5, 0), ("/dev/zero", "c", 1, 5), ("/dev/urandom", "c", 1, 9),
+)
+
 # /proc/<pid>/ns/<file> for each namespace type
 NAMESPACE_FILES = {
     "pid": "pid",
@@ -205,10 +204,6 @@ class Namespace(_Node):
         self.type = d["type"]
         self.path = d.get("path")
 
-    @property
-    def flag(self):
-        return NAMESPACE_FLAGS[self.type]
-
 
 class Device(_Node):
     __slots__ = ("type", "path", "major", "minor", "file_mode", "uid", "gid")
@@ -261,7 +256,7 @@ class MemoryPolicy(_Node):
     __slots__ = ("mode", "nodes", "flags")
 
     def __init__(self, d):
-        self.mode = d.get("mode")  # required by the spec, not by its schema: checked by pyrunc.mempolicy
+        self.mode = d.get("mode")  # required by the spec, not by its schema: checked by security.process_attrs
         self.nodes = d.get("nodes")
         self.flags = d.get("flags") or []
 
@@ -272,6 +267,7 @@ class Linux(_Node):
         "devices", "net_devices", "cgroups_path", "resources_doc", "rootfs_propagation",
         "seccomp_doc", "sysctl", "masked_paths", "readonly_paths",
         "mount_label", "intel_rdt", "personality", "memory_policy",
+        "resources", "seccomp",
     )
 
     def __init__(self, d):
@@ -295,29 +291,14 @@ class Linux(_Node):
         self.personality = Personality(p) if p else None
         mp = d.get("memoryPolicy")
         self.memory_policy = MemoryPolicy(mp) if mp is not None else None
+        self.resources = None  # typed by pyrunc.validate (Resources, runc's device rules added)
+        self.seccomp = None  # typed by pyrunc.validate (security.seccomp.Seccomp)
 
     def namespace(self, ns_type):
         for ns in self.namespaces:
             if ns.type == ns_type:
                 return ns
         return None
-
-    @property
-    def resources(self):
-        """Typed linux.resources (pyrunc.cgroups.resources.Resources) or None."""
-        if self.resources_doc is None:
-            return None
-        from .cgroups.resources import Resources
-
-        return Resources.from_dict(self.resources_doc)
-
-    @property
-    def seccomp(self):
-        if self.seccomp_doc is None:
-            return None
-        from .security.seccomp import Seccomp
-
-        return Seccomp.from_dict(self.seccomp_doc)
 
 
 class Spec(_Node):

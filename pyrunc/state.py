@@ -16,6 +16,9 @@ from . import lazyos as os  # os without its import cost (see lazyos)
 
 from .errors import ContainerExists, ContainerNotFound, InvalidID, StateDamaged
 
+# A container's status, as `state` reports it.
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
 DEFAULT_ROOT = "/run/pyrunc"
 INLINE_ANNOTATIONS_MAX = 64 << 10  # larger annotations live in annotations.json
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -339,13 +342,3 @@ def list_ids(root):
     except FileNotFoundError:
         return []
     return [n for n in names if os.path.isdir(os.path.join(root or DEFAULT_ROOT, n))]
-
-
-def rfc3339_now():
-    """UTC time with nanoseconds, like Go's time.RFC3339Nano (runc's `created`)."""
-    import time
-
-    ns = time.time_ns()
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    return "%s.%sZ" % (base, ("%09d" % frac).rstrip("0")) if frac else base + "Z"

@@ -161,7 +161,10 @@ class _Reader:
                 return v
             out = []
             while self.pos < end:
+                at = self.pos
                 out.append(self.get(elem))
+                if self.pos <= at:
+                    raise ValueError("array element of %r reads nothing" % elem)
             return dict(out) if elem[0] == "{" else out
         self.align(8)
         return tuple(self.get(sub) for sub in split_signature(t[1:-1]))
@@ -184,21 +187,34 @@ def encode_message(msg_type, serial, fields, sig="", args=(), flags=0):
     return bytes(head.buf + body.buf)
 
 
+MAX_MESSAGE = 128 << 20  # the D-Bus specification's limit
+
+
 def decode_message(data):
-    """(type, serial, {field code: value}, args) of one complete message."""
+    """(type, serial, {field code: value}, args) of one complete message;
+    DBusError for anything malformed (never another exception)."""
     if data[:1] != b"l":
         raise DBusError("org.freedesktop.DBus.Error.NotSupported", "big-endian message")
-    r = _Reader(data, 12)
-    fields = {code: value[1] for code, value in r.get("a(yv)")}
-    r.align(8)
-    args = r.get_all(fields.get(8, ""))
-    return data[1], struct.unpack_from("<I", data, 8)[0], fields, args
+    try:
+        r = _Reader(data, 12)
+        fields = {code: value[1] for code, value in r.get("a(yv)")}
+        r.align(8)
+        args = r.get_all(fields.get(8, ""))
+        if r.pos > len(data):
+            raise ValueError("message shorter than its contents")
+        return data[1], struct.unpack_from("<I", data, 8)[0], fields, args
+    except (struct.error, ValueError, IndexError, KeyError, TypeError, RecursionError) as e:
+        # UnicodeDecodeError is a ValueError
+        raise DBusError("org.freedesktop.DBus.Error.InvalidArgs", "malformed message from the bus: %s" % e) from None
 
 
 def message_length(head):
     """Total length of the message whose first 16 bytes are `head`."""
     body_len, _serial, fields_len = struct.unpack_from("<III", head, 4)
-    return 16 + fields_len + (-(16 + fields_len) % 8) + body_len
+    total = 16 + fields_len + (-(16 + fields_len) % 8) + body_len
+    if total > MAX_MESSAGE:
+        raise DBusError("org.freedesktop.DBus.Error.LimitsExceeded", "message of %d bytes from the bus" % total)
+    return total
 
 
 # -- the connection ---------------------------------------------------------------

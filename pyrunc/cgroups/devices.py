@@ -5,22 +5,19 @@ the v2 eBPF program), and the writes that bring a v1 devices cgroup there.
 A rule here is a tuple (allow, type, major, minor, access) with type one of
 "a", "b", "c", major/minor -1 for a wildcard and access a subset of "rwm".
 """
+from ..spec import DEFAULT_DEVICES
 from .fs import CgroupError, read, write
 
 WILDCARD = -1
 FIELD = "linux.resources.devices"
 
 # runc's AllowedDevices (libcontainer/specconv): appended after the user's
-# rules.  (path, type, major, minor, access); path None = a pure rule.
+# rules.  (path, type, major, minor, access); path None = a pure rule.  The
+# nodes are the ones every container gets (spec.DEFAULT_DEVICES).
 _DEFAULTS = (
     (None, "c", WILDCARD, WILDCARD, "m"),
     (None, "b", WILDCARD, WILDCARD, "m"),
-    ("/dev/null", "c", 1, 3, "rwm"),
-    ("/dev/random", "c", 1, 8, "rwm"),
-    ("/dev/full", "c", 1, 7, "rwm"),
-    ("/dev/tty", "c", 5, 0, "rwm"),
-    ("/dev/zero", "c", 1, 5, "rwm"),
-    ("/dev/urandom", "c", 1, 9, "rwm"),
+) + tuple((path, typ, major, minor, "rwm") for path, typ, major, minor in DEFAULT_DEVICES) + (
     (None, "c", 136, WILDCARD, "rwm"),  # /dev/pts/*
     (None, "c", 5, 2, "rwm"),  # /dev/ptmx
     (None, "c", 10, 200, "rwm"),  # /dev/net/tun, kept by runc for compatibility

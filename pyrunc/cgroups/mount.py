@@ -15,6 +15,7 @@ lands on the directory *under* anything mounted on it afterwards, so every
 mount made here is reached again through its parent (openat of the name
 crosses onto the newest mount) before anything is created inside it.
 """
+import errno
 import os
 
 from .. import linux
@@ -101,7 +102,7 @@ def _mount_v2(target, path, cgroupns, flags):
             return
         except OSError as e:
             # in a user namespace without its own cgroupns: bind instead
-            if e.errno not in (1, 16):  # EPERM, EBUSY
+            if e.errno not in (errno.EPERM, errno.EBUSY):
                 raise
     _bind(path, target, flags)
 

@@ -71,6 +71,9 @@ def check_unit_name(unit):
 
 
 # -- resources -> unit properties -------------------------------------------------
+MAX_CPU_OR_NODE = 1 << 16  # above any kernel's NR_CPUS: a bigger index is a typo
+
+
 def range_to_bits(text, field):
     """"0-2,4" -> the AllowedCPUs byte array (big-endian bit mask, as runc)."""
     mask = 0
@@ -81,7 +84,7 @@ def range_to_bits(text, field):
                 continue
             lo, _, hi = part.partition("-")
             lo, hi = int(lo), int(hi or lo)
-            if lo < 0 or lo > hi:
+            if lo < 0 or lo > hi or hi >= MAX_CPU_OR_NODE:
                 raise ValueError
             for i in range(lo, hi + 1):
                 mask |= 1 << i
@@ -411,6 +414,18 @@ class Systemd:
             digits += c
         return int(digits or 0)
 
+    def unit_active(self, unit):
+        """Whether `unit` is loaded and active (or activating) now."""
+        try:
+            (path,) = self.call("GetUnit", "s", [unit])
+            reply = self.bus.call(SYSTEMD, path, "org.freedesktop.DBus.Properties", "Get",
+                                  "ss", ["org.freedesktop.systemd1.Unit", "ActiveState"])
+        except self.error as e:
+            if e.name == "org.freedesktop.systemd1.NoSuchUnit":
+                return False
+            raise CgroupError("systemd: unit %s: %s" % (unit, e)) from None
+        return reply[0][1] in ("active", "activating", "reloading")
+
     def _subscribe(self):
         if self.subscribed:
             return
@@ -434,17 +449,20 @@ class Systemd:
                 return args[3]
 
     def start_unit(self, unit, props):
+        """-> True when started, False when the unit already existed (runc
+        joins it too; it is not the container's to stop)."""
         self._subscribe()
         try:
             (job,) = self.call("StartTransientUnit", "ssa(sv)a(sa(sv))", [unit, "replace", props, []])
         except self.error as e:
             if e.name == "org.freedesktop.systemd1.UnitExists":
-                return  # runc joins an existing unit too
+                return False
             raise CgroupError("systemd: start unit %s: %s" % (unit, e)) from None
         result = self.wait_job(job)
         if result != "done":
             self.reset_failed(unit)
             raise CgroupError("systemd: creating unit %s: job %s" % (unit, result))
+        return True
 
     def stop_unit(self, unit, warn=None):
         self._subscribe()
@@ -523,13 +541,16 @@ class SystemdManager:
 
     driver = "systemd"
 
-    def __init__(self, inner, unit, slice_, name, started=False, extra_props=()):
+    def __init__(self, inner, unit, slice_, name, started=False, extra_props=(), joined=False):
         self.inner = inner
         self.unit = unit
         self.slice = slice_
         self.name = name
         self.started = started
         self.extra_props = list(extra_props)  # from annotations: for the start only
+        # the unit existed before (another's scope, a host service's):
+        # delete neither stops it nor removes its directories
+        self.joined = joined
 
     def __getattr__(self, attr):
         # freeze/thaw/pids/kill_all/stats/paths/...: the cgroup files'
@@ -549,6 +570,13 @@ class SystemdManager:
         checked now, before anything exists; the scope's directories are
         recorded (write-ahead) for a `delete --force` after a crash."""
         resource_props(self.inner.resources, self.inner.version, 999, lambda msg: None)
+        # Asked here, in the runtime: the unit is started (or joined) by
+        # the init itself, whose copy of this manager the record never sees.
+        sd = Systemd()
+        try:
+            self.joined = sd.unit_active(self.unit)
+        finally:
+            sd.close()
         if intend is not None:
             intend(self.inner.missing_dirs(), self.inner.dirs())
 
@@ -575,12 +603,13 @@ class SystemdManager:
             version = self.inner.version
             props = base_props(self.unit, self.slice, self.name, pid, version) + self.extra_props
             props += resource_props(self.inner.resources, version, sd.version(), _warn)
-            sd.start_unit(self.unit, props)
+            self.joined = not sd.start_unit(self.unit, props) or self.joined
             self.started = True
             try:
                 self.inner.create()  # the controllers systemd left out, then every file
             except BaseException:
-                sd.stop_unit(self.unit)
+                if not self.joined:
+                    sd.stop_unit(self.unit)
                 raise
         finally:
             sd.close()
@@ -621,23 +650,27 @@ class SystemdManager:
         created = list(d.get("created") or [])
         # The scope's directories go at delete whoever made them (systemd
         # or us), as runc's RemovePaths; the slices above stay systemd's.
-        for leaf in sorted(leaf_dirs(d)):
+        # Not those of a unit that existed before: they are not ours.
+        for leaf in sorted(leaf_dirs(d)) if not self.joined else ():
             if leaf not in created:
                 created.append(leaf)
         d["created"] = created
         d.update(driver=self.driver, unit=self.unit, slice=self.slice, name=self.name)
+        if self.joined:
+            d["joined"] = True
         return d
 
     @classmethod
     def from_dict(cls, d):
-        inner_d = {k: v for k, v in d.items() if k not in ("driver", "unit", "slice", "name")}
+        inner_d = {k: v for k, v in d.items() if k not in ("driver", "unit", "slice", "name", "joined")}
         if d.get("version") == 2:
             from .v2 import V2Manager
             inner = V2Manager.from_dict(inner_d)
         else:
             from .v1 import V1Manager
             inner = V1Manager.from_dict(inner_d)
-        return cls(inner, d["unit"], d.get("slice") or "", d.get("name") or "", started=True)
+        return cls(inner, d["unit"], d.get("slice") or "", d.get("name") or "", started=True,
+                   joined=bool(d.get("joined")))
 
 
 def manager_for(cgroups_path, container_id, resources=None, rootless=False, annotations=None):
@@ -675,9 +708,10 @@ def remove_recorded(d, warn=None):
     directories in the hierarchies systemd does not manage."""
     from .fs import leaf_dirs, remove_created
 
-    sd = Systemd()
-    try:
-        sd.stop_unit(d["unit"], warn or _warn)
-    finally:
-        sd.close()
+    if not d.get("joined"):  # a unit that existed before is not ours to stop
+        sd = Systemd()
+        try:
+            sd.stop_unit(d["unit"], warn or _warn)
+        finally:
+            sd.close()
     remove_created(d.get("created") or [], leaf_dirs(d))

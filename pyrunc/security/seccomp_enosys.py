@@ -37,7 +37,7 @@ FILTER, ENOSYS_RET, NEXT = "filter", "enosys", "next"
 def last_syscalls(model, resolve_arch, resolve_name_arch):
     """{audit arch: {"plain"|"x32": highest syscall number the profile names}}
     for the profile's architectures (none listed: none, as runc)."""
-    from .seccomp import arch_libname
+    from .seccomp_tables import arch_libname
 
     out = {}
     names = [n for rule in model.syscalls for n in rule.names]

@@ -11,8 +11,8 @@ import os
 from .._native_seccomp import ffi, lib
 from ..errors import ConfigError, PyruncError
 from ..log import logger
-from .seccomp import ACTION_VALUES, ARCHS, FLAG_ATTRS, OPERATORS, arch_libname
 from .seccomp_enosys import ALLOW_LIKE
+from .seccomp_tables import ACTION_VALUES, ARCHS, FLAG_ATTRS, OPERATORS, arch_libname
 
 # enum scmp_filter_attr
 ATTR_CTL_NNP = 3

@@ -42,32 +42,19 @@ def _fd_bytes(fds):
 
 def send_fd(sock_fd, fd, data=b"\0"):
     """Send fd over the connected unix socket sock_fd (not closed) with
-    `data` (at least one byte: a stream socket needs payload for the
-    ancillary data to travel)."""
-    s = socket.socket(fileno=sock_fd)
-    try:
-        s.sendmsg([data or b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes([fd]))])
-    finally:
-        s.detach()
+    `data` (channel.send_fd, the one SCM_RIGHTS sender)."""
+    from ..channel import send_fd as send
+
+    send(sock_fd, fd, data)
 
 
 def recv_fd(sock_fd, bufsize=MAX_MESSAGE):
     """-> (fd, data) from one message on sock_fd (not closed); the fd is
     close-on-exec.  fd is None when the message carried none; any extra
-    fds are closed."""
-    s = socket.socket(fileno=sock_fd)
-    try:
-        data, anc, _flags, _addr = s.recvmsg(bufsize, socket.CMSG_SPACE(4 * 8), socket.MSG_CMSG_CLOEXEC)
-    finally:
-        s.detach()
-    fds = []
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(payload) - len(payload) % 4
-            fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True) for i in range(0, usable, 4)]
-    for extra in fds[1:]:
-        os.close(extra)
-    return (fds[0] if fds else None), data
+    fds are closed (channel.recv_fd)."""
+    from ..channel import recv_fd as recv
+
+    return recv(sock_fd, bufsize)
 
 
 def container_process_state(state, metadata="", pid=None):
@@ -98,7 +85,7 @@ def send_to_listener(fd, listener_path, state, metadata="", pid=None):
             raise PyruncError("linux.seccomp.listenerPath: failed to connect with seccomp agent at %s: %s"
                               % (listener_path, e.strerror)) from None
         try:
-            s.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes([fd]))])
+            send_fd(s.fileno(), fd, payload)
         except OSError as e:
             raise PyruncError("linux.seccomp.listenerPath: sending the seccomp fd to %s: %s"
                               % (listener_path, e.strerror)) from None

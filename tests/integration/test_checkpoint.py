@@ -703,6 +703,17 @@ def test_restore_from_a_missing_or_empty_image_dir(bundle, runtime, tmp_path):
     assert_nothing_left(runtime, cid, bundle)
 
 
+def test_restore_refuses_the_systemd_driver_for_what_it_is(bundle, runtime, tmp_path):
+    """restore places the container with the cgroupfs driver only: it says
+    so, not that systemd is not running (which may be false)."""
+    cid = runtime.new_id()
+    p = cr(runtime, "--systemd-cgroup", "restore", "-d", "--image-path", str(tmp_path), "-b", bundle.path, cid,
+           check=False)
+    line = one_line_error(p)
+    assert "--systemd-cgroup" in line and "restore" in line and "not running" not in line, line
+    assert_nothing_left(runtime, cid, bundle)
+
+
 def test_restore_from_another_containers_image(bundle, runtime, tmp_path):
     data = tmp_path / "data"
     data.mkdir()

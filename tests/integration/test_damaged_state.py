@@ -197,3 +197,51 @@ def test_record_naming_dirs_outside_cgroupfs_is_not_obeyed(bundle, runtime, tmp_
     finally:
         other.kill()
         other.wait()
+
+
+def test_record_naming_resctrl_groups_outside_resctrl_is_not_obeyed(bundle, runtime, tmp_path):
+    """A state.json or journal whose intel_rdt names ordinary (empty)
+    directories: delete --force does not rmdir them."""
+    cid = runtime.new_id()
+    runtime("create", "-b", bundle.path, cid)
+    bait = tmp_path / "empty-dir"
+    bait.mkdir()
+    journal_bait = tmp_path / "empty-dir-2"
+    journal_bait.mkdir()
+    path = os.path.join(runtime.root, cid, "state.json")
+    with open(path) as f:
+        rec = json.load(f)
+    rec["intel_rdt"] = {"path": str(bait), "owned": [str(bait)]}
+    with open(path, "w") as f:
+        json.dump(rec, f)
+    jpath = os.path.join(runtime.root, cid, "journal.json")
+    with open(jpath) as f:
+        journal = json.load(f)
+    journal["intel_rdt"] = [str(journal_bait)]
+    with open(jpath, "w") as f:
+        json.dump(journal, f)
+    runtime("delete", "--force", cid)
+    assert bait.is_dir() and journal_bait.is_dir()
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_journal_naming_mounts_outside_the_rootfs_is_not_obeyed(bundle, runtime, tmp_path):
+    """journal.json's mounts_under (where a container without a mount
+    namespace mounted) naming a host mount outside the container's rootfs:
+    delete --force leaves that mount alone."""
+    cid = runtime.new_id()
+    runtime("create", "-b", bundle.path, cid)
+    point = tmp_path / "host-mount"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "bait", str(point)], check=True)
+    try:
+        jpath = os.path.join(runtime.root, cid, "journal.json")
+        with open(jpath) as f:
+            journal = json.load(f)
+        journal["mounts_under"] = [str(point)]
+        with open(jpath, "w") as f:
+            json.dump(journal, f)
+        runtime("delete", "--force", cid)
+        assert os.path.ismount(str(point)), "delete unmounted a host mount outside the container"
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)

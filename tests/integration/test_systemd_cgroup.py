@@ -193,6 +193,36 @@ def test_scope_limits_update_pause_delete(node):
     assert gone, why
 
 
+def test_existing_unit_is_joined_never_stopped(node):
+    """A cgroupsPath naming a unit that already runs (a host's scope with
+    its processes): create joins it, as runc does, but delete and
+    delete --force leave that unit and its processes alone (runc 1.1.5
+    stops it, killing them)."""
+    tag = uuid.uuid4().hex[:8]
+    unit = "host-%s.scope" % tag
+    in_node(node, "setsid -f systemd-run --quiet --scope --unit=%s sleep 1013 </dev/null >/dev/null 2>&1; "
+            "for i in $(seq 100); do systemctl is-active -q %s && break; sleep 0.05; done" % (unit, unit))
+    procs = "%s/systemd/system.slice/%s/cgroup.procs" % (CG, unit)
+    host_pid = int(in_node(node, "for i in $(seq 100); do [ -s %s ] && break; sleep 0.05; done; cat %s"
+                           % (procs, procs)).split()[0])
+    assert in_node(node, "systemctl is-active %s" % unit, check=False) == "active"
+    try:
+        for verb in ("delete --force", "delete"):
+            cid = "sd-" + uuid.uuid4().hex[:8]
+            bundle = make_bundle(node, cid, ["sleep", "300"] if "force" in verb else ["true"],
+                                 "system.slice:host:%s" % tag)
+            start(node, cid, bundle)
+            if verb == "delete":
+                in_node(node, "for i in $(seq 100); do %s --root %s state %s | grep -q stopped && break; "
+                        "sleep 0.05; done" % (PYRUNC, ROOT, cid))
+            pyrunc(node, "%s %s" % (verb, cid))
+            assert in_node(node, "systemctl is-active %s" % unit, check=False) == "active", verb
+            assert in_node(node, "kill -0 %d && echo alive" % host_pid, check=False) == "alive", verb
+            assert in_node(node, "ls %s" % ROOT, check=False) == ""
+    finally:
+        in_node(node, "systemctl stop %s" % unit, check=False)
+
+
 def test_node_makes_no_hierarchy_on_the_host(node):
     """The node's systemd mounts no v1 controller the host lacks (those would
     be new global hierarchies, left behind with the node's cgroups in them)."""

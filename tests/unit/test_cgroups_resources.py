@@ -1,5 +1,6 @@
 """Resources parsing/merging, v1->v2 conversions, and what each manager
 writes where, against cgroup-like directories in a temp dir."""
+import io
 import json
 import os
 
@@ -269,7 +270,8 @@ def test_systemd_driver_error():
 
 # -- update ------------------------------------------------------------------
 
-from pyrunc.cgroups.update import merge_update, parse_ram, update_resources  # noqa: E402
+from pyrunc.cgroups.update import merge_update, update_resources  # noqa: E402
+from pyrunc.cli_requests import parse_ram, resources_from_flags  # noqa: E402
 
 
 @pytest.mark.parametrize("text,value", [("100", 100), ("512m", 512 << 20), ("1.5g", 3 << 29), ("64KiB", 64 << 10),
@@ -285,17 +287,23 @@ def test_parse_ram_errors(text):
 
 
 def test_update_from_flags():
-    r = update_resources(flags={"memory": "64m", "cpu_share": "512", "cpu_quota": "-1", "pids_limit": "20",
-                                "cpuset_cpus": "0", "blkio_weight": "0", "memory_swap": None})
+    r = update_resources(resources_from_flags({"memory": "64m", "cpu_share": "512", "cpu_quota": "-1",
+                                               "pids_limit": "20", "cpuset_cpus": "0", "blkio_weight": "0",
+                                               "memory_swap": None}))
     assert r.to_dict() == {"memory": {"limit": 64 << 20}, "cpu": {"shares": 512, "quota": -1, "cpus": "0"},
                            "pids": {"limit": 20}}
     with pytest.raises(ConfigError, match="invalid value for --cpu-share"):
-        update_resources(flags={"cpu_share": "-3"})
+        resources_from_flags({"cpu_share": "-3"})
 
 
 def test_update_from_document_ignores_devices_and_flags():
-    r = update_resources({"memory": {"limit": -1}, "devices": [{"allow": True, "access": "rwm"}]},
-                         flags={"pids_limit": "3"})
+    import types
+
+    from pyrunc.cli_requests import update_document
+
+    doc = update_document(types.SimpleNamespace(resources="-", pids_limit="3"), io.StringIO(
+        '{"memory": {"limit": -1}, "devices": [{"allow": true, "access": "rwm"}]}'))
+    r = update_resources(doc)
     assert r.to_dict() == {"memory": {"limit": -1, "swap": 0}}  # unlimited memory: swap follows
 
 

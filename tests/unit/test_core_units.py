@@ -12,7 +12,8 @@ from pyrunc.cli import VERBS, parse_flags, reorder, UsageError
 from pyrunc.errors import ContainerExists, InvalidID
 from pyrunc.signals import parse_signal
 from pyrunc.spec import Spec
-from pyrunc.state import StateDir, rfc3339_now, validate_id, write_atomic
+from pyrunc.log import rfc3339_now
+from pyrunc.state import StateDir, validate_id, write_atomic
 
 from conftest import PYRUNC
 

@@ -8,12 +8,12 @@ import sys
 
 CHILD = r'''
 import sys
-from pyrunc.process import preload_modules
+from pyrunc.child import preload
 from pyrunc.spec import Spec
 
 spec = Spec({"ociVersion": "1.0.2", "process": {"args": ["true"], "cwd": "/"},
              "hooks": {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat >/dev/null; exit 4"]}]}})
-preload_modules(spec)
+preload(spec.process, spec.linux, hooks=True)
 from pyrunc import hooks
 
 
@@ -32,3 +32,26 @@ def test_start_container_hook_runs_with_only_preloaded_modules():
     p = subprocess.run([sys.executable, "-I", "-c", CHILD], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "exit status 4"
+
+
+# -- both kinds, end to end on the fake kernel --------------------------------------
+# preload_scenarios.py runs create (+ start) and exec with a fake kernel that
+# shuts the import system at the very call after which the host's library
+# is out of reach (pivot_root for the init, setns into the mount namespace
+# for exec), in a fresh interpreter: only what the runtime's own path
+# imported is there.  A late import fails the child, which says so on the
+# channel (or through the exec fifo at start): the script exits non-zero.
+
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+
+SCENARIOS = os.path.join(os.path.dirname(__file__), "preload_scenarios.py")
+
+
+@pytest.mark.parametrize("kind", ["init", "exec-direct", "exec-two-stage"])
+def test_nothing_is_imported_after_the_switch_to_the_container(kind, tmp_path):
+    p = subprocess.run([sys.executable, "-I", SCENARIOS, kind, str(tmp_path)], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "execve"

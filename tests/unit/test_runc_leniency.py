@@ -101,6 +101,21 @@ def test_device_rule_without_permissions_is_left_out(warnings):
     assert "linux.resources.devices[0].access" in warnings()[0]
 
 
+@pytest.mark.parametrize("rule", [
+    {"allow": False, "type": "c", "major": 10, "minor": 200, "access": "RWM"},
+    {"type": "c", "major": 10, "minor": 200, "access": "x"},  # allow missing: a deny rule
+])
+def test_deny_rule_that_denies_nothing_stays_refused(warnings, rule):
+    """runc drops it; dropping a deny rule would give the container a
+    device its author meant to refuse: an error, as before."""
+    from pyrunc.cgroups.resources import Resources
+
+    with pytest.raises(ConfigError, match=r"devices\[1\]\.access"):
+        doc = validate.validate_config(config(linux__resources={"devices": [
+            {"allow": True, "type": "a", "access": "rwm"}, rule]}))
+        Resources.from_dict(doc["linux"]["resources"])  # what create builds from it
+
+
 def test_device_rule_allow_missing_is_a_deny_and_empty_type_all(warnings):
     doc = validate.validate_config(config(linux__resources={"devices": [{"type": "", "access": "rwm"}]}))
     assert doc["linux"]["resources"]["devices"] == [{"allow": False, "type": "a", "access": "rwm"}]

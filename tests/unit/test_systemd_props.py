@@ -175,3 +175,15 @@ def test_annotation_properties_as_runc():
                 {"org.systemd.property.TimeoutStopSec": "'x'"}, {"org.systemd.property.Foo": "nope"}):
         with pytest.raises(ConfigError, match=r"annotations\[org\.systemd\.property\."):
             sd.annotation_props(bad)
+
+
+def test_cpu_range_is_bounded():
+    """A huge cpuset range is one ConfigError, not minutes of bit-setting
+    and a mask of hundreds of megabytes."""
+    import time
+
+    assert sd.range_to_bits("0-2,4", "f") == [0b10111]
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="linux.resources.cpu.cpus"):
+        sd.range_to_bits("0-4000000000", "linux.resources.cpu.cpus")
+    assert time.monotonic() - started < 1
