@@ -16,8 +16,12 @@ def checkpoint(cid, root, opts):
     image_path = os.path.abspath(opts.image_path or "checkpoint")
     parent = _check_parent(image_path, opts.parent_path)
     page_server = _page_server(opts.page_server)
-    if opts.lazy_pages and opts.status_fd >= 0:
-        _check_status_fd(opts.status_fd)
+    if opts.lazy_pages:
+        if opts.status_fd >= 0:
+            _check_status_fd(opts.status_fd)
+        blocker = cs.lazy_page_server_blocker()
+        if blocker:
+            raise PyruncError(blocker)
     binary, _, found = cs.ready_criu(opts, _wanted_features(opts, parent))
     _check_features(opts, parent, found)
     spec = c.spec()

@@ -133,6 +133,10 @@ class CriuError(PyruncError):
     pass
 
 
+class CriuTimeout(CriuError):
+    """criu said nothing for longer than answer_timeout()."""
+
+
 def find_criu(path):
     """The binary `--criu` names (a bare name is looked up on PATH)."""
     if "/" not in path:
@@ -199,34 +203,82 @@ class Swrk:
     def _recv(self, req_type):
         from .channel import recv_fds  # the one SCM_RIGHTS receiver
 
+        self._await_answer(req_type)
         try:
             fds, data = recv_fds(self.sock.fileno(), 1 << 20, 16)
         except OSError as e:
             raise CriuError("criu swrk: %s" % (e.strerror or e)) from None
         if not data:
-            code = self.wait()
+            code = self.wait(EXIT_GRACE)
             raise CriuError("criu %s: criu exited (%s) without an answer" % (TYPE_NAMES.get(req_type, req_type), status_text(code)))
         return decode(RESP, data), fds
 
+    def _await_answer(self, req_type):
+        """Wait, bounded, for criu's next message: a criu stuck (a lazy
+        restore whose page source died, a dump nobody pulls pages from)
+        is killed rather than waited for forever."""
+        import select
+
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        if poller.poll(answer_timeout() * 1000):
+            return
+        self.kill()
+        raise CriuTimeout("criu %s: no answer from criu in %d s (%s=SECONDS to wait longer); criu killed"
+                        % (TYPE_NAMES.get(req_type, req_type), answer_timeout(), TIMEOUT_ENV))
+
     def close(self):
-        """Close our end (criu exits on EOF) and reap criu: -> its wait status."""
+        """Close our end (criu exits on EOF) and reap criu, killing it if it
+        has not exited within EXIT_GRACE seconds: -> its wait status."""
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        return self.wait()
+        return self.wait(EXIT_GRACE)
 
-    def wait(self):
+    def kill(self):
+        """SIGKILL criu (its restored children are the caller's to kill,
+        by cgroup) and reap it."""
         if self.status is None:
-            while True:
-                try:
-                    self.status = os.waitpid(self.pid, 0)[1]
-                    break
-                except ChildProcessError:
-                    self.status = 0
-                    break
-                except InterruptedError:
-                    continue
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+        self.wait()
+
+    def wait(self, grace=None):
+        """Reap criu; with `grace`, SIGKILL it after that many seconds."""
+        import time
+
+        deadline = None if grace is None else time.monotonic() + grace
+        while self.status is None:
+            try:
+                pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
+            except ChildProcessError:
+                self.status = 0
+                break
+            except InterruptedError:
+                continue
+            if pid:
+                self.status = status
+            elif time.monotonic() >= deadline:
+                os.kill(self.pid, 9)
+                deadline = None
+            else:
+                time.sleep(0.02)
         return self.status
+
+
+TIMEOUT_ENV = "PYRUNC_CRIU_TIMEOUT"
+DEFAULT_TIMEOUT = 600  # s of silence from criu: a dump writes GBs between messages
+EXIT_GRACE = 30        # s for criu to exit once its socket is closed
+
+
+def answer_timeout():
+    try:
+        value = int(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
+    except ValueError:
+        raise PyruncError("%s: not a number of seconds" % TIMEOUT_ENV) from None
+    return max(value, 1)
 
 
 def _spawn(binary, sock_fd, stdio, extra_fds, prepare):

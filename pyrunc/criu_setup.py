@@ -99,6 +99,33 @@ def ready_criu(opts, features=None):
     return binary, version, found
 
 
+CAP_SYS_RESOURCE = 24
+PIPE_BUFFER_SIZE = 40  # sizeof(struct pipe_buffer) on 64-bit kernels
+
+
+def lazy_page_server_blocker():
+    """Why CRIU's page server cannot serve lazy pages here, or None.  It
+    grows a pipe to (8 pages / sizeof(pipe_buffer)) pages, which the kernel
+    rounds up to a power of two and allows above fs.pipe-max-size only with
+    CAP_SYS_RESOURCE; CRIU ignores the failure and dies at the first page
+    asked for ("page-pipe: splice: Bad file descriptor"), leaving the
+    restore side waiting."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    pages = 8 * page // PIPE_BUFFER_SIZE
+    wanted = (1 << (pages - 1).bit_length()) * page
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            limit = int(f.read())
+        with open("/proc/self/status") as f:
+            caps = next(int(ln.split()[1], 16) for ln in f if ln.startswith("CapEff:"))
+    except (OSError, ValueError, StopIteration):
+        return None  # cannot tell: let CRIU try
+    if wanted <= limit or caps >> CAP_SYS_RESOURCE & 1:
+        return None
+    return ("--lazy-pages: CRIU's page server cannot work here: it grows a pipe to %d bytes, above "
+            "fs.pipe-max-size (%d), which needs CAP_SYS_RESOURCE, and pyrunc runs without it" % (wanted, limit))
+
+
 def _dotted(v):
     return "%d.%d.%d" % (v // 10000, v // 100 % 100, v % 100) if v % 100 else "%d.%d" % (v // 10000, v // 100 % 100)
 
@@ -227,6 +254,8 @@ def failure(what, err, log):
         first = pick.split("): ", 1)[-1].strip()
     except OSError:
         log = None
-    if not first:
+    if isinstance(err, rpc.CriuTimeout):  # the log says where criu was, not that it hung
+        first = str(err) + ("; its last error: " + first if first else "")
+    elif not first:
         first = str(err).replace("\n", " ").strip()
     return rpc.CriuError("%s: %s%s" % (what, first, " (log: %s)" % log if log else ""))

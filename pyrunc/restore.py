@@ -390,7 +390,35 @@ def _make_mount_points(spec, rootfs, bundle):
     `restore --import`) lacks them, and CRIU mounts only onto what exists
     ("Can't stat mountpoint .../etc/hostname").  As runc: not under a tmpfs
     mount (CRIU brings the tmpfs back with its contents), not for cgroup
-    mounts (CRIU's own)."""
+    mounts (CRIU's own); each bind is mounted for a moment, so that the
+    mount point of a bind nested in it is made in its source, where CRIU
+    will look for it.  Done in a child with a mount namespace of its own:
+    those binds end with it, even if pyrunc is killed half-way."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        code = 0
+        try:
+            linux.unshare(linux.CLONE_NEWNS)
+            linux.mount(None, "/", None, linux.MS_SLAVE | linux.MS_REC)
+            _make_mount_points_here(spec, rootfs, bundle)
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, one line
+            os.write(w, str(e).encode(errors="replace")[:4000] or b"failed")
+            code = 1
+        os._exit(code)
+    os.close(w)
+    try:
+        with open(r, "rb", closefd=False) as f:
+            err = f.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(r)
+    if err or status:
+        raise PyruncError(err or "mounts: making the mount points failed (%s)" % rpc.status_text(status))
+
+
+def _make_mount_points_here(spec, rootfs, bundle):
     from .rootfs import make_path_in_root
 
     tmpfs = [cs.norm(m.destination) for m in spec.mounts if m.type == "tmpfs"]
@@ -400,11 +428,19 @@ def _make_mount_points(spec, rootfs, bundle):
             dest = cs.norm(m.destination)
             if m.type in ("cgroup", "cgroup2") or any(dest.startswith(t + "/") for t in tmpfs):
                 continue
-            is_dir = not cs.is_bind(m) or os.path.isdir(os.path.join(bundle, m.source or ""))
+            source = os.path.join(bundle, m.source or "")
+            bind = cs.is_bind(m)
             try:
-                os.close(make_path_in_root(rootfd, dest, is_dir=is_dir))
+                fd = make_path_in_root(rootfd, dest, is_dir=not bind or os.path.isdir(source))
             except OSError as e:
                 raise PyruncError("mounts: %s: cannot make the mount point: %s" % (dest, e.strerror)) from None
+            try:
+                if bind:
+                    linux.mount(source, "/proc/self/fd/%d" % fd, None, linux.MS_BIND | linux.MS_REC)
+            except OSError as e:
+                raise PyruncError("mounts: %s: cannot bind %s there: %s" % (dest, source, e.strerror)) from None
+            finally:
+                os.close(fd)
     finally:
         os.close(rootfd)
 

@@ -400,6 +400,15 @@ def test_bind_mounts_and_masked_paths_survive(bundle, runtime, tmp_path):
     assert runtime("exec", cid, "stat", "-c", "%t:%T", "/proc/keys").stdout.strip() == "1:3"
 
 
+def _host_count(path):
+    for _ in range(100):
+        text = path.read_text().strip()
+        if text.isdigit():
+            return int(text)
+        time.sleep(0.01)  # caught between the shell's truncate and its write
+    raise AssertionError("no count in %s" % path)
+
+
 def test_bind_mount_whose_destination_is_a_symlink(bundle, runtime, tmp_path):
     """runc's bats case: /conf in the rootfs is a symlink to /real/conf; the
     bind lands on /real/conf, and that is the mount CRIU must be told of
@@ -422,7 +431,76 @@ def test_bind_mount_whose_destination_is_a_symlink(bundle, runtime, tmp_path):
         assert runtime("exec", cid, "cat", "/conf/seen").stdout == "bound\n"
         n = count(runtime, cid, path="/conf/count")
         assert wait_count(runtime, cid, n, path="/conf/count") > n
-        assert int((data / "count").read_text() or 0) >= n  # the host's directory, not a copy
+        assert _host_count(data / "count") >= n  # the host's directory, not a copy
+
+
+def test_nested_bind_mounts_on_a_rootfs_without_their_mount_points(bundle, runtime, tmp_path):
+    """runc's bats case: a bind nested in another bind, whose mount point
+    (made in the outer bind's source) is gone by restore time; restore
+    makes it again there, binding the outer source for a moment in a mount
+    namespace of its own (nothing stays mounted on the host)."""
+    outer, inner = tmp_path / "outer", tmp_path / "inner"
+    outer.mkdir()
+    inner.mkdir()
+    (inner / "seen").write_text("inner\n")
+
+    def cfg(c):
+        c["mounts"].append({"destination": "/test", "type": "bind", "source": str(outer), "options": ["rw", "bind"]})
+        c["mounts"].append({"destination": "/test/for/nested", "type": "bind", "source": str(inner),
+                            "options": ["rw", "bind"]})
+    bundle.update(cfg)
+    cid = start_counter(bundle, runtime, path="/test/for/nested/count")
+    n = wait_count(runtime, cid, 5, path="/test/for/nested/count")
+    img = str(tmp_path / "img")
+    cr(runtime, "checkpoint", "--image-path", img, cid)
+    shutil.rmtree(outer / "for")  # the mount point create made in the outer source
+    cr(runtime, "restore", "-d", "--image-path", img, "-b", bundle.path, cid)
+    points = {line.split()[4] for line in runtime("exec", cid, "cat", "/proc/self/mountinfo").stdout.splitlines()}
+    assert {"/test", "/test/for/nested"} <= points
+    assert runtime("exec", cid, "cat", "/test/for/nested/seen").stdout == "inner\n"
+    assert wait_count(runtime, cid, n, path="/test/for/nested/count") > n
+    assert (outer / "for" / "nested").is_dir()
+    with open("/proc/self/mountinfo") as f:
+        assert [line for line in f if str(tmp_path) in line] == []
+
+
+def test_cgroup_namespace_kept_across_checkpoint_and_restore(bundle, runtime, tmp_path):
+    """runc's bats 'cgroupns' case (v1 host): the restored container is in
+    a cgroup namespace of its own again, rooted at its cgroupsPath."""
+    bundle.update(lambda c: c["linux"]["namespaces"].append({"type": "cgroup"}))
+    cgpath = bundle.config["linux"]["cgroupsPath"]
+    cid = start_counter(bundle, runtime)
+    last = wait_count(runtime, cid, 5)
+    for n in range(2):
+        img = str(tmp_path / ("img%d" % n))
+        cr(runtime, "checkpoint", "--image-path", img, cid)
+        cr(runtime, "restore", "-d", "--image-path", img, "-b", bundle.path, cid)
+        pid = runtime.state(cid)["pid"]
+        assert os.readlink("/proc/%d/ns/cgroup" % pid) != os.readlink("/proc/self/ns/cgroup")
+        with open("/proc/%d/cgroup" % pid) as f:
+            host_view = dict(line.rstrip("\n").split(":", 2)[1:] for line in f)
+        assert host_view["memory"] == cgpath
+        inside = runtime("exec", cid, "cat", "/proc/1/cgroup").stdout
+        seen = dict(line.split(":", 2)[1:] for line in inside.splitlines())
+        assert seen["memory"] == "/" and seen["pids"] == "/"
+        last = wait_count(runtime, cid, last)
+
+
+def test_container_specific_criu_config_file(bundle, runtime, tmp_path):
+    """The org.criu.config annotation names a CRIU configuration file for
+    both verbs (runc's): CRIU writes its log where that file says."""
+    conf = tmp_path / "criu.conf"
+    conf.write_text("log-file=from-annotation.log\n")
+    bundle.update(lambda c: c.setdefault("annotations", {}).update({"org.criu.config": str(conf)}))
+    cid = start_counter(bundle, runtime)
+    n = wait_count(runtime, cid, 5)
+    img, work = str(tmp_path / "img"), tmp_path / "work"
+    cr(runtime, "checkpoint", "--work-path", str(work), "--image-path", img, cid)
+    assert (work / "from-annotation.log").exists() and not (work / "dump.log").exists()
+    (work / "from-annotation.log").unlink()
+    cr(runtime, "restore", "-d", "--work-path", str(work), "--image-path", img, "-b", bundle.path, cid)
+    assert (work / "from-annotation.log").exists() and not (work / "restore.log").exists()
+    assert wait_count(runtime, cid, n) > n
 
 
 @pytest.mark.parametrize("mode", ["", "soft", "full"])
@@ -761,6 +839,103 @@ def test_pre_dump_needs_soft_dirty_tracking(bundle, runtime, tmp_path):
         assert "soft-dirty" in one_line_error(p)
         assert not img.exists()
     assert runtime.state(cid)["status"] == "running"
+
+
+def _page_server_can_grow_its_pipe():
+    """The test's own reading of what CRIU's lazy page server needs: a pipe
+    of 1024 pages (8 pages / 40-byte pipe_buffer = 819, rounded up to a
+    power of two), above fs.pipe-max-size only with CAP_SYS_RESOURCE."""
+    wanted = 1024 * os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        limit = int(f.read())
+    with open("/proc/self/status") as f:
+        caps = int(next(ln for ln in f if ln.startswith("CapEff:")).split()[1], 16)
+    return wanted <= limit or bool(caps >> 24 & 1)
+
+
+@pytest.mark.skipif(_page_server_can_grow_its_pipe(), reason="CRIU's lazy page server can work on this host "
+                    "(CAP_SYS_RESOURCE or fs.pipe-max-size >= 4 MiB): no refusal to check")
+def test_lazy_pages_refused_where_crius_page_server_cannot_work(bundle, runtime, tmp_path):
+    """runc's bats flow (checkpoint --lazy-pages --page-server --status-fd)
+    hangs here with runc: CRIU's page server fails at the first page
+    (splice: Bad file descriptor) and the restore waits forever.  pyrunc
+    says why before asking CRIU, and the container keeps running."""
+    cid = start_counter(bundle, runtime)
+    n = wait_count(runtime, cid, 2)
+    img = tmp_path / "img"
+    r, w = os.pipe()
+    try:
+        p = cr(runtime, "checkpoint", "--lazy-pages", "--page-server", "127.0.0.1:27277", "--status-fd", str(w),
+               "--image-path", str(img), cid, check=False, pass_fds=(w,), timeout=20)
+        line = one_line_error(p)
+        assert "--lazy-pages" in line and "CAP_SYS_RESOURCE" in line and "pipe-max-size" in line
+        os.set_blocking(r, False)
+        with pytest.raises(BlockingIOError):
+            os.read(r, 1)  # no "ready" byte
+    finally:
+        os.close(r)
+        os.close(w)
+    assert not img.exists()
+    assert runtime.state(cid)["status"] == "running"
+    assert wait_count(runtime, cid, n) > n
+
+
+def _lazy_pages_daemon(img):
+    """CRIU's lazy-pages daemon serving the image's pages from the image
+    directory (no network), on the socket restore --lazy-pages connects to
+    in its work directory."""
+    d = subprocess.Popen([CRIU, "lazy-pages", "-D", img, "-o", "lazy-pages.log", "-v4"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(os.path.join(img, "lazy-pages.socket")):
+        assert d.poll() is None and time.monotonic() < deadline, "criu lazy-pages did not start"
+        time.sleep(0.02)
+    return d
+
+
+def test_restore_with_lazy_pages_from_criu_lazy_pages_daemon(bundle, runtime, tmp_path):
+    """restore --lazy-pages: the memory comes from `criu lazy-pages` on
+    demand (userfaultfd), and the counter goes on from where it stopped."""
+    cid = start_counter(bundle, runtime)
+    before = wait_count(runtime, cid, 20)
+    img = str(tmp_path / "img")
+    cr(runtime, "checkpoint", "--image-path", img, cid)
+    daemon = _lazy_pages_daemon(img)
+    try:
+        cr(runtime, "restore", "-d", "--lazy-pages", "--work-path", img, "--image-path", img, "-b", bundle.path, cid)
+        first = count(runtime, cid)
+        assert first >= before
+        assert wait_count(runtime, cid, first) > first
+        assert daemon.wait(timeout=30) == 0  # every page handed over, then it exits
+    finally:
+        daemon.kill()
+        daemon.wait()
+    with open(os.path.join(img, "restore.log")) as f:
+        assert "lazy-pages" in f.read()
+
+
+def test_restore_waits_on_a_stuck_criu_for_a_bounded_time(bundle, runtime, tmp_path):
+    """A lazy-pages daemon that never answers (stopped) leaves CRIU's
+    restore waiting forever; pyrunc gives up after PYRUNC_CRIU_TIMEOUT
+    seconds, kills criu and takes everything back."""
+    cid = start_counter(bundle, runtime)
+    wait_count(runtime, cid, 2)
+    img = str(tmp_path / "img")
+    cr(runtime, "checkpoint", "--image-path", img, cid)
+    before = counter_pids()
+    daemon = _lazy_pages_daemon(img)
+    os.kill(daemon.pid, 19)  # SIGSTOP
+    try:
+        started = time.monotonic()
+        p = cr(runtime, "restore", "-d", "--lazy-pages", "--work-path", img, "--image-path", img, "-b", bundle.path,
+               cid, check=False, timeout=40, env=dict(os.environ, PYRUNC_CRIU_TIMEOUT="3"))
+        assert time.monotonic() - started < 30
+        assert "no answer from criu in 3 s" in one_line_error(p)
+    finally:
+        daemon.kill()
+        daemon.wait()
+    assert_nothing_left(runtime, cid, bundle)
+    assert_no_new_counters(before)
 
 
 def test_bad_flag_values(bundle, runtime, tmp_path):
