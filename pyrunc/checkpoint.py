@@ -76,7 +76,7 @@ def _dump_into(image_path, binary, c, spec, rpc_opts, opts):
             keys = _dump_external_mounts(spec, c, rpc_opts)
             files = external_stdio(c.pid)
             rpc_opts["external"] += sorted(files)
-            _write_image_meta(image_path, c, keys, files)
+            _write_image_meta(images, c, keys, files)
         log = os.path.join(os.path.abspath(opts.work_path) if opts.work_path else image_path, "dump.log")
         _dump(binary, rpc_opts, opts, log)
     except BaseException:
@@ -197,12 +197,13 @@ def external_stdio(pid):
     return out
 
 
-def _write_image_meta(image_path, c, keys, files):
+def _write_image_meta(images, c, keys, files):
     """runc's descriptors.json (the init's stdio, so restore can hand new
     pipes to the restored process) and our record of which container this
-    is and which external mounts it had."""
+    is and which external mounts it had.  Written through the image
+    directory's fd: whoever can rename things in its parent cannot make
+    these root-written files land anywhere else."""
     from .jsonio import dumps
-    from .state import write_atomic
 
     fds = []
     for n in (0, 1, 2):
@@ -210,10 +211,28 @@ def _write_image_meta(image_path, c, keys, files):
             fds.append(os.readlink("/proc/%d/fd/%d" % (c.pid, n)))
         except OSError:
             fds.append("/dev/null")
-    write_atomic(os.path.join(image_path, cs.DESCRIPTORS), dumps(fds).encode(), 0o600)
+    _write_in_dir(images, cs.DESCRIPTORS, dumps(fds).encode())
     meta = {"id": c.id, "bundle": c.record.get("bundle"), "rootfs": c.record.get("rootfs"),
             "external_mounts": keys, "external_files": files}
-    write_atomic(os.path.join(image_path, cs.META), dumps(meta).encode(), 0o600)
+    _write_in_dir(images, cs.META, dumps(meta).encode())
+
+
+def _write_in_dir(dirfd, name, data):
+    """Atomically replace `name` in the directory open at `dirfd` (0600;
+    a symlink at either name is never followed)."""
+    tmp = "%s.%d.tmp" % (name, os.getpid())
+    try:
+        os.unlink(tmp, dir_fd=dirfd)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=dirfd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
 
 
 def _dump(binary, rpc_opts, opts, log):

@@ -164,6 +164,27 @@ def test_no_mount_namespace_mounts_are_detached(bundle, runtime):
     assert leftovers(runtime.root, cid, bundle.config["linux"]["cgroupsPath"], bundle.path) == []
 
 
+def test_no_mount_namespace_symlinked_destination_is_detached(bundle, runtime):
+    """A destination through a symlink in the rootfs is mounted where the
+    link leads: the journal names that place too, and delete detaches it
+    (it recorded only rootfs/data before, and the tmpfs stayed)."""
+    bundle.update(_no_mount_ns)
+    os.makedirs(os.path.join(bundle.rootfs, "real", "data"))
+    os.symlink("/real/data", os.path.join(bundle.rootfs, "data"))
+    bundle.update(lambda c: c["mounts"].append(
+        {"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}))
+    bundle.set_args("sleep", "1007")
+    cid = runtime.new_id()
+    runtime("run", "-d", "-b", bundle.path, cid)
+    real = os.path.join(bundle.rootfs, "real", "data")
+    with open("/proc/self/mountinfo") as f:
+        assert any(" %s " % real in line for line in f)
+    runtime("delete", "--force", cid)
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if bundle.rootfs + "/" in line]
+    assert leftovers(runtime.root, cid, bundle.config["linux"]["cgroupsPath"], bundle.path) == []
+
+
 def test_delete_is_bounded_and_says_what_stays(bundle, runtime, tmp_path):
     """A cgroup directory that cannot be removed (a mount on a sub-cgroup
     makes rmdir EBUSY): delete --force ends in bounded time with one line
