@@ -31,7 +31,7 @@ from .channel import (CHILD_PID, COMMIT, GO, HOOKS_DONE, MOUNTS_READY, NOTIFY_TA
                       USERNS_READY, ChildError, describe)
 from .log import debug
 from .namespaces import become_root, enter, write_time_offsets
-from .process import build_env, exec_process, find_executable, join_new_keyring
+from .process import build_env, exec_process, find_executable, has_process_attrs, join_new_keyring
 from .signals import default_signals
 
 
@@ -196,7 +196,9 @@ def preload(proc, linux_spec, hooks=False, fd_socket=False):
     process still needs before execve."""
     import resource  # noqa: F401  (rlimits)
 
-    from .security import capabilities, exec_guard, process_attrs  # noqa: F401
+    from .security import capabilities, exec_guard  # noqa: F401
+    if has_process_attrs(proc, linux_spec):
+        from .security import process_attrs  # noqa: F401
     if proc.apparmor_profile or proc.selinux_label:
         from .security import lsm  # noqa: F401
     if fd_socket:

@@ -65,6 +65,17 @@ def _check_exec(name, path):
         raise ExecError('exec: "%s": permission denied' % name, 126)
 
 
+def has_process_attrs(proc, linux_spec):
+    """Whether security.process_attrs has anything to do for this process
+    (memoryPolicy included): only then is the module imported, and
+    preloaded before pivot_root."""
+    affinity = proc.exec_cpu_affinity
+    return (proc.oom_score_adj is not None or proc.scheduler is not None or proc.io_priority is not None
+            or (affinity is not None and bool(affinity.final))
+            or (linux_spec is not None
+                and (linux_spec.personality is not None or linux_spec.memory_policy is not None)))
+
+
 def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, seccomp=None,
                  before_exec=None, kernel=linux):
     """Drop privileges and execve, in runc's order: rlimits, close fds,
@@ -85,9 +96,10 @@ def exec_process(proc, exe, env, preserve_fds, keep_fd=-1, linux_spec=None, secc
         if num is None:
             raise PyruncError("process.rlimits: unknown rlimit %s" % rl.type)
         resource.setrlimit(num, (_rlim(rl.soft), _rlim(rl.hard)))
-    from .security import process_attrs
+    if has_process_attrs(proc, linux_spec):
+        from .security import process_attrs
 
-    process_attrs.apply(proc, linux_spec)
+        process_attrs.apply(proc, linux_spec)
     extra = preserve_fds or 0
     for fd in range(3, 3 + extra):
         os.set_inheritable(fd, True)

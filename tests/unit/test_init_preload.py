@@ -55,3 +55,31 @@ def test_nothing_is_imported_after_the_switch_to_the_container(kind, tmp_path):
                        timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "execve"
+
+
+_ATTRS = {
+    "oomScoreAdj": ("process", {"oomScoreAdj": 100}),
+    "scheduler": ("process", {"scheduler": {"policy": "SCHED_OTHER", "nice": 1}}),
+    "ioPriority": ("process", {"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 4}}),
+    "execCPUAffinity": ("process", {"execCPUAffinity": {"final": "0"}}),
+    "personality": ("linux", {"personality": {"domain": "LINUX"}}),
+    "memoryPolicy": ("linux", {"memoryPolicy": {"mode": "MPOL_DEFAULT"}}),
+}
+
+
+@pytest.mark.parametrize("field", sorted(_ATTRS))
+def test_process_attrs_needed_only_when_set(field):
+    """security.process_attrs is imported (and preloaded before pivot_root)
+    only for a process that sets one of its attributes: a plain exec or init
+    skips the module; every attribute it applies makes it needed."""
+    from pyrunc.process import has_process_attrs
+    from pyrunc.spec import Spec
+
+    plain = {"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+             "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "linux": {}}
+    spec = Spec(plain)
+    assert not has_process_attrs(spec.process, spec.linux)
+    section, extra = _ATTRS[field]
+    doc = {**plain, section: {**plain[section], **extra}}
+    spec = Spec(doc)
+    assert has_process_attrs(spec.process, spec.linux), field
