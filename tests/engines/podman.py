@@ -89,11 +89,43 @@ class Podman:
                 self.podman("network", "rm", "--force", net, check=False)
         # conmon outlives podman by design; these are ours (our runroot).
         procs.end([pid for pid in procs.pids_with_args(b"conmon") if self._is_ours(pid)])
+        self.delete_runtime_leftovers()
         for point in self.mounts():
             subprocess.run(self._wrap(["umount", "-l", point]), check=False)
         for path in procs.cgroup_dirs(self.cgroup_parent):
             procs.remove_cgroup_tree(path)
         shutil.rmtree(self.base, ignore_errors=True)
+
+    def stop_and_check(self):
+        """stop(), then fail if anything of this store is left: runtime
+        state, conmon, mounts, cgroups."""
+        self.stop()
+        assert self.runtime_leftovers() == []
+        assert [p for p in procs.pids_with_args(b"conmon") if self._is_ours(p)] == []
+        assert procs.mounts_under(self.base) == []
+        assert procs.cgroup_dirs(self.cgroup_parent) == []
+
+    def delete_runtime_leftovers(self):
+        """podman passes no --root: the runtime keeps its state in its
+        default root.  A container podman lost track of (a failed restore)
+        is not removed by `rm --all`; the runtime still knows it by its
+        bundle, which is in this store."""
+        for cid in self.runtime_leftovers():
+            subprocess.run(self._wrap([self.real_runtime, "delete", "--force", cid]),
+                           capture_output=True, check=False, stdin=subprocess.DEVNULL)
+
+    def runtime_leftovers(self):
+        """Ids in the runtime's default root whose bundle is in this store."""
+        import json
+
+        p = subprocess.run(self._wrap([self.real_runtime, "list", "--format", "json"]),
+                           capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+        try:
+            listed = json.loads(p.stdout or "null") or []
+        except ValueError:
+            return []
+        return [c["id"] for c in listed
+                if isinstance(c, dict) and str(c.get("bundle", "")).startswith(self.base + "/")]
 
     def _is_ours(self, pid):
         return any(self.base.encode() in arg for arg in procs.cmdline(pid))

@@ -959,7 +959,6 @@ def podman_cr(tmp_path_factory):
     import tempfile
 
     from conftest import PYRUNC
-    from engines import procs
     from engines.fixtures import IMAGE_NAME, image_archive, require
     from engines.podman import Podman
 
@@ -978,10 +977,7 @@ def podman_cr(tmp_path_factory):
         engine.stop()
         raise
     yield engine
-    engine.stop()
-    assert [p for p in procs.pids_with_args(b"conmon") if engine._is_ours(p)] == []
-    assert procs.mounts_under(engine.base) == []
-    assert procs.cgroup_dirs(engine.cgroup_parent) == []
+    engine.stop_and_check()
 
 
 def test_podman_container_checkpoint_and_restore(podman_cr):

@@ -1,12 +1,14 @@
 """pyrunc as the OCI runtime of podman 4.3 + conmon: the everyday workflow
 in a private store, checked through podman and through the kernel."""
+import json
 import os
+import subprocess
 import tempfile
 import time
 
 import pytest
 
-from conftest import PYRUNC, needs_root
+from conftest import PYRUNC, make_rootfs, needs_root
 from engines import procs
 from engines.fixtures import IMAGE_NAME, image_archive, require
 from engines.podman import Podman
@@ -30,10 +32,7 @@ def pm(tmp_path_factory):
         engine.stop()
         raise
     yield engine
-    engine.stop()
-    assert [p for p in procs.pids_with_args(b"conmon") if engine._is_ours(p)] == []
-    assert procs.mounts_under(engine.base) == []
-    assert procs.cgroup_dirs(engine.cgroup_parent) == []
+    engine.stop_and_check()
 
 
 def name(prefix):
@@ -145,3 +144,30 @@ def test_podman_run_tty_and_exec_it(pm):
         assert [line.strip() for line in out.splitlines() if line.strip()] == ["exec-tty"], out
     finally:
         pm.podman("rm", "--force", "--time", "0", n, check=False)
+
+
+def test_a_container_podman_lost_is_deleted_with_the_store(pm):
+    """podman runs the runtime without --root, so its state lives in the
+    runtime's default root.  One podman no longer knows (as after a failed
+    restore) survived `podman rm --all` there; the store's cleanup now
+    deletes what the runtime holds for bundles in the store."""
+    bundle = os.path.join(pm.base, "lost-bundle")
+    os.makedirs(os.path.join(bundle, "rootfs"))
+    make_rootfs(os.path.join(bundle, "rootfs"))
+    subprocess.run([PYRUNC, "spec", "--bundle", bundle], check=True)
+    with open(os.path.join(bundle, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["process"].update(terminal=False, args=["sleep", "300"])
+    cfg["linux"]["cgroupsPath"] = "%s/lost-%s" % (pm.cgroup_parent, os.urandom(3).hex())
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    cid = "pyrunc-lost-" + os.urandom(4).hex()
+    subprocess.run([PYRUNC, "create", "--bundle", bundle, cid], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert pm.runtime_leftovers() == [cid]
+        pm.delete_runtime_leftovers()
+        assert pm.runtime_leftovers() == []
+        assert subprocess.run([PYRUNC, "state", cid], capture_output=True).returncode != 0
+    finally:
+        subprocess.run([PYRUNC, "delete", "--force", cid], capture_output=True)
