@@ -117,34 +117,10 @@ def mount_roots(spec, rootfs):
     roots = {os.path.normpath(rootfs + "/" + d.strip("/")) for d in dests}
     # A destination through a symlink in the rootfs is mounted where the
     # link leads (resolved inside the root): record that place too.
-    roots.update(_resolved_in_root(rootfs, d) for d in dests)
-    return sorted(r for r in roots if r and r.startswith(rootfs + "/"))
+    from .rootfs import resolve_in_rootfs
 
-
-def _resolved_in_root(rootfs, dest):
-    """rootfs/<dest> with the symlinks of its existing part followed inside
-    the root (as the init will resolve it), or None."""
-    from .rootfs import fd_path, open_in_root
-
-    parts = [p for p in dest.split("/") if p and p != "."]
-    try:
-        rootfd = os.open(rootfs, linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        for n in range(len(parts), 0, -1):
-            try:
-                fd = open_in_root(rootfd, "/".join(parts[:n]))
-            except OSError:
-                continue
-            try:
-                real = os.readlink(fd_path(fd))
-            finally:
-                os.close(fd)
-            return os.path.normpath("/".join([real] + parts[n:]))
-        return None
-    finally:
-        os.close(rootfd)
+    roots.update(os.path.normpath(rootfs + resolve_in_rootfs(rootfs, d)) for d in dests)
+    return sorted(r for r in roots if r.startswith(rootfs + "/"))
 
 
 def make_exec_fifo(path, spec):

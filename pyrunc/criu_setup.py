@@ -163,6 +163,8 @@ def external_mounts(spec, cgroup_record, bundle, rootfs):
     cgroup mount (without a cgroup namespace), bound device nodes.  A key
     is where the mount really is: its destination with the rootfs's
     symlinks followed (create mounts there; CRIU sees it there)."""
+    from .rootfs import resolve_in_rootfs
+
     out = []
     cgroupns = any(ns.type == "cgroup" for ns in spec.linux.namespaces)
     for m in spec.mounts:
@@ -176,34 +178,6 @@ def external_mounts(spec, cgroup_record, bundle, rootfs):
     for d in spec.linux.devices:
         out.append((resolve_in_rootfs(rootfs, d.path), d.path))
     return out
-
-
-def resolve_in_rootfs(rootfs, path):
-    """`path` inside the container with the symlinks of the rootfs
-    followed, each relative to the rootfs and never above it (a missing
-    component ends the walk: the rest is taken as written); -> a normalised
-    absolute path.  Only names a mount point, never opens anything."""
-    todo = [p for p in path.split("/") if p and p != "."]
-    done = []
-    links = 0
-    while todo:
-        name = todo.pop(0)
-        if name == "..":
-            if done:
-                done.pop()
-            continue
-        try:
-            target = os.readlink(os.path.join(rootfs, *done, name))
-        except OSError:  # not a symlink, or missing
-            done.append(name)
-            continue
-        links += 1
-        if links > 40:  # a loop: name it as written, as create would fail on it
-            return norm(path)
-        if target.startswith("/"):
-            done = []
-        todo = [p for p in target.split("/") if p and p != "."] + todo
-    return "/" + "/".join(done)
 
 
 def mount_points(pid):

@@ -15,6 +15,7 @@ import os
 import stat
 
 from . import linux
+from .cgroups.paths import unescape as _unescape  # mountinfo's octal escapes
 from .errors import PyruncError
 from .procfs import PROC_SUPER_MAGIC
 from .spec import DEFAULT_DEVICES
@@ -157,6 +158,34 @@ def fd_path(fd):
 def open_in_root(rootfd, path, flags=L.O_PATH, extra_resolve=0, k=L):
     rel = path.lstrip("/") or "."
     return k.openat2(rootfd, rel, flags, L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS | extra_resolve)
+
+
+def resolve_in_rootfs(rootfs, path):
+    """`path` inside the container with the symlinks of the rootfs
+    followed, each relative to the rootfs and never above it (a missing
+    component ends the walk: the rest is taken as written); -> a normalised
+    absolute path.  Only names a mount point, never opens anything."""
+    todo = [p for p in path.split("/") if p and p != "."]
+    done = []
+    links = 0
+    while todo:
+        name = todo.pop(0)
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        try:
+            target = os.readlink(os.path.join(rootfs, *done, name))
+        except OSError:  # not a symlink, or missing
+            done.append(name)
+            continue
+        links += 1
+        if links > 40:  # a loop: name it as written, as create would fail on it
+            return _norm(path)
+        if target.startswith("/"):
+            done = []
+        todo = [p for p in target.split("/") if p and p != "."] + todo
+    return "/" + "/".join(done)
 
 
 def make_path_in_root(rootfd, path, is_dir=True, mode=0o755, k=L):
@@ -627,22 +656,6 @@ def hide_host_proc_and_sys(rootfs, k=L):
             if e.errno not in (errno.EPERM, errno.EINVAL):  # cover it instead
                 raise
             k.mount("tmpfs", point, "tmpfs", 0, None)
-
-
-def _unescape(field):
-    """mountinfo writes space, tab, newline and backslash as a backslash
-    and three octal digits."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
 
 
 def _norm(path):
